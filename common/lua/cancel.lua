@@ -1,0 +1,25 @@
+-- A cancellation request. Idempotent; reports the state it leaves the task in.
+--   pending/retrying -> cancelled at once; running -> cancelling (+ flag, + notice
+--   on the cancellations channel); cancelling and terminal states are unchanged.
+-- The flag outlives worker restarts: a claim refuses any task that has it.
+-- KEYS: task, stats, events, cancel, cancellations channel
+-- ARGV: id, retention_ms, notify (0/1)
+-- Returns {'not_found'} or {'ok', state}.
+local task, stats, events, cancel, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id = ARGV[1]
+local state = redis.call('HGET', task, 'state')
+if not state then return {'not_found'} end
+if TERMINAL[state] then return {'ok', state} end
+local now = now_ms()
+redis.call('SET', cancel, now, 'PX', ARGV[2])
+if state == 'pending' or state == 'retrying' then
+  move(task, stats, events, state, 'cancelled', now, nil,
+    finish_fields(now, {'cancel_requested_at', now}))
+  redis.call('PEXPIRE', task, ARGV[2])
+  return {'ok', 'cancelled'}
+end
+if state == 'running' then
+  move(task, stats, events, 'running', 'cancelling', now, nil, {'cancel_requested_at', now})
+end
+if ARGV[3] == '1' then redis.call('PUBLISH', channel, id) end
+return {'ok', 'cancelling'}

@@ -1,0 +1,85 @@
+-- A worker takes a delivery. Decides, atomically, whether this delivery may run:
+--   {'run', attempt, checkpoint|false}  run it as `attempt` (fencing token with the worker id)
+--   {'drop', state}                     already finished, or a stale copy of an older attempt
+--   {'cancelled'}                       cancellation requested: never start it
+--   {'poison', deliveries}              redelivered too often without finishing: now `failed`
+-- A record missing because a foreign client published the envelope (or Redis lost its
+-- data) is created first. A redelivery of the attempt that is running elsewhere is a
+-- crash takeover: it reuses the attempt, so a crash does not use up a retry.
+-- KEYS: task, stats, types, events, cancel, running
+-- ARGV: id, type, payload, attempt, max_attempts, priority, trace_id, created_at,
+--       worker, lease_ms, max_redeliveries, retention_ms
+local task, stats, types, events, cancel, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local id, ttype, worker = ARGV[1], ARGV[2], ARGV[9]
+local attempt = tonumber(ARGV[4])
+local now = now_ms()
+
+if redis.call('EXISTS', task) == 0 then
+  local created = tonumber(ARGV[8])
+  if created == 0 then created = now end
+  redis.call('HSET', task, 'id', id, 'type', ttype, 'state', 'pending', 'attempt', attempt - 1,
+    'max_attempts', ARGV[5], 'priority', ARGV[6], 'payload', ARGV[3], 'trace_id', ARGV[7],
+    'created_at', created, 'updated_at', now)
+  redis.call('HINCRBY', stats, 'pending', 1)
+  redis.call('HINCRBY', stats, 'enqueued', 1)
+  redis.call('SADD', types, ttype)
+  event(events, id, ttype, nil, 'pending', now, nil)
+end
+
+local h = redis.call('HMGET', task, 'state', 'attempt', 'deliveries', 'checkpoint', 'started_at')
+local state, rec_attempt = h[1], tonumber(h[2]) or 0
+local deliveries = tonumber(h[3]) or 0
+
+if TERMINAL[state] then return {'drop', state} end
+
+local retention = tonumber(ARGV[12])
+if state == 'cancelling' or redis.call('EXISTS', cancel) == 1 then
+  if state == 'running' then
+    move(task, stats, events, 'running', 'cancelling', now, worker, {'cancel_requested_at', now})
+    state = 'cancelling'
+  end
+  move(task, stats, events, state, 'cancelled', now, worker, finish_fields(now))
+  redis.call('ZREM', running, id)
+  redis.call('PEXPIRE', task, retention)
+  return {'cancelled'}
+end
+
+-- Which attempt this delivery runs as, or a stale copy to drop.
+local effective
+if state == 'pending' then
+  if attempt < rec_attempt then return {'drop', 'stale'} end
+  effective = attempt
+elseif state == 'retrying' then
+  -- attempt == rec_attempt: the failed attempt came back because publishing its
+  -- retry was not confirmed; it runs as the next attempt all the same.
+  if attempt < rec_attempt then return {'drop', 'stale'} end
+  effective = math.max(attempt, rec_attempt + 1)
+else -- running
+  if attempt < rec_attempt then return {'drop', 'stale'} end
+  effective = attempt
+end
+
+if effective == rec_attempt and h[5] then
+  deliveries = deliveries + 1
+else
+  deliveries = 1
+end
+
+local fields = {'attempt', effective, 'worker', worker, 'started_at', now, 'deliveries', deliveries}
+if state == 'running' then
+  redis.call('HSET', task, 'updated_at', now, unpack(fields))
+  event(events, id, ttype, 'running', 'running', now, worker)
+else
+  move(task, stats, events, state, 'running', now, worker, fields)
+end
+
+if deliveries > tonumber(ARGV[11]) then
+  move(task, stats, events, 'running', 'failed', now, worker, finish_fields(now,
+    {'error', 'poison message: delivered ' .. deliveries .. ' times without finishing'}))
+  redis.call('ZREM', running, id)
+  redis.call('PEXPIRE', task, retention)
+  return {'poison', deliveries}
+end
+
+redis.call('ZADD', running, now + tonumber(ARGV[10]), id)
+return {'run', effective, h[4] or false}

@@ -1,0 +1,27 @@
+-- Creates the record of a new task in state `pending` and counts it.
+-- KEYS: task, stats, types, events, idempotency (may be an unused placeholder)
+-- ARGV: id, type, payload, max_attempts, priority, trace_id, created_at (0 = now),
+--       use_idempotency (0/1), retention_ms
+-- Returns {'created', id} or {'exists', existing_id}.
+local task, stats, types, events, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, ttype, payload = ARGV[1], ARGV[2], ARGV[3]
+local now = now_ms()
+
+if ARGV[8] == '1' then
+  local prior = redis.call('GET', idem)
+  if prior then return {'exists', prior} end
+  redis.call('SET', idem, id, 'PX', ARGV[9])
+end
+if redis.call('EXISTS', task) == 1 then
+  return {'exists', id}
+end
+local created = tonumber(ARGV[7])
+if created == 0 then created = now end
+redis.call('HSET', task, 'id', id, 'type', ttype, 'state', 'pending', 'attempt', 0,
+  'max_attempts', ARGV[4], 'priority', ARGV[5], 'payload', payload, 'trace_id', ARGV[6],
+  'created_at', created, 'updated_at', now)
+redis.call('HINCRBY', stats, 'pending', 1)
+redis.call('HINCRBY', stats, 'enqueued', 1)
+redis.call('SADD', types, ttype)
+event(events, id, ttype, nil, 'pending', now, nil)
+return {'created', id}

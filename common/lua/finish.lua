@@ -1,0 +1,43 @@
+-- A worker commits the outcome of the attempt it ran. Fenced: refused unless the
+-- record is still `running`/`cancelling` under this worker and this attempt.
+-- A requested cancel turns any outcome but success into `cancelled`.
+-- KEYS: task, stats, events, running
+-- ARGV: id, worker, attempt, outcome (completed|failed|retrying|cancelled|pending),
+--       result, error, retry_delay_ms, retention_ms
+-- Returns {'ok', final_state} or {'refused', current_state}.
+local task, stats, events, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, worker, attempt, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local h = redis.call('HMGET', task, 'state', 'worker', 'attempt')
+local state = h[1]
+if not state then return {'refused', 'missing'} end
+if (state ~= 'running' and state ~= 'cancelling') or h[2] ~= worker or h[3] ~= attempt then
+  return {'refused', state}
+end
+local now = now_ms()
+
+local to = outcome
+if state == 'cancelling' and outcome ~= 'completed' then to = 'cancelled' end
+if state == 'running' and to == 'cancelled' then
+  move(task, stats, events, 'running', 'cancelling', now, worker, {'cancel_requested_at', now})
+  state = 'cancelling'
+end
+
+local fields
+if to == 'completed' then
+  fields = finish_fields(now, {'result', ARGV[5], 'progress', 100})
+elseif to == 'failed' then
+  fields = finish_fields(now, {'error', ARGV[6]})
+elseif to == 'cancelled' then
+  fields = finish_fields(now)
+elseif to == 'retrying' then
+  fields = {'error', ARGV[6], 'next_attempt_at', now + tonumber(ARGV[7])}
+else -- pending: interrupted by a drain; uses neither an attempt nor a delivery
+  fields = {'deliveries', math.max(0, (tonumber(redis.call('HGET', task, 'deliveries')) or 1) - 1)}
+end
+
+if not move(task, stats, events, state, to, now, worker, fields) then
+  return {'refused', state}
+end
+redis.call('ZREM', running, id)
+if TERMINAL[to] then redis.call('PEXPIRE', task, ARGV[8]) end
+return {'ok', to}

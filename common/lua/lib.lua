@@ -1,0 +1,42 @@
+-- Shared prelude of every taskfleet script. `TRANSITIONS` is rendered from
+-- `TaskState::can_transition_to` in Rust, so Redis refuses exactly what Rust refuses.
+local TRANSITIONS = __TRANSITIONS__
+local LIVE = {pending = true, running = true, retrying = true, cancelling = true}
+-- Totals bumped when a record enters a state.
+local TOTAL_ON_ENTRY = {completed = 'completed', failed = 'failed', cancelled = 'cancelled', retrying = 'retried'}
+local TERMINAL = {completed = true, failed = true, cancelled = true}
+
+-- Milliseconds from the Redis server clock: one clock for the whole fleet.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function event(channel, id, ttype, from, to, at, worker)
+  redis.call('PUBLISH', channel, cjson.encode({id = id, type = ttype, from = from or cjson.null,
+    to = to, at = at, worker = (worker ~= nil and worker ~= '') and worker or cjson.null}))
+end
+
+-- Moves the record `task_key` from `from` to `to` if the table allows it: sets the
+-- state and `fields` (a flat list), adjusts the counters and publishes the event.
+local function move(task_key, stats_key, events, from, to, now, worker, fields)
+  if not (TRANSITIONS[from] and TRANSITIONS[from][to]) then
+    return false
+  end
+  local args = {'state', to, 'updated_at', now}
+  for _, v in ipairs(fields or {}) do args[#args + 1] = v end
+  redis.call('HSET', task_key, unpack(args))
+  if LIVE[from] then redis.call('HINCRBY', stats_key, from, -1) end
+  if LIVE[to] then redis.call('HINCRBY', stats_key, to, 1) end
+  if TOTAL_ON_ENTRY[to] then redis.call('HINCRBY', stats_key, TOTAL_ON_ENTRY[to], 1) end
+  local h = redis.call('HMGET', task_key, 'id', 'type')
+  event(events, h[1], h[2], from, to, now, worker)
+  return true
+end
+
+-- A record entering a terminal state: stamp it and let it expire after the retention.
+local function finish_fields(now, extra)
+  local f = {'finished_at', now}
+  for _, v in ipairs(extra or {}) do f[#f + 1] = v end
+  return f
+end

@@ -1,0 +1,84 @@
+//! Broker-held retry delays.
+//!
+//! A retry waits in RabbitMQ, never in a worker: the next attempt is published (via
+//! the default exchange) to `{ns}.delay.{type}.{ms}`, a queue whose every message has
+//! the same TTL (`x-message-ttl`) and which dead-letters to `{ns}.tasks` with routing
+//! key = type (`x-dead-letter-routing-key`) when a message expires.
+//! One queue per delay value means expiry order is arrival order, so a short delay
+//! is never stuck behind a long one (the head-of-line problem of per-message TTLs in
+//! one shared queue). Delays are rounded to two significant digits to bound the
+//! number of queues, and each queue deletes itself (`x-expires`) a while after its
+//! last declaration; the publisher redeclares it before every publish, which resets
+//! that timer, so a queue never expires while it still holds a message.
+
+use super::AmqpError;
+use crate::ids::TaskType;
+use crate::names::Names;
+use lapin::Channel;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::{AMQPValue, FieldTable};
+use std::time::Duration;
+
+/// How long an idle delay queue outlives its TTL before RabbitMQ deletes it.
+const IDLE_MARGIN: Duration = Duration::from_secs(60);
+
+/// Rounds a delay to two significant digits of milliseconds (at least 1 ms).
+pub fn quantize(delay: Duration) -> u64 {
+    let ms = delay.as_millis().clamp(1, u64::MAX as u128) as u64;
+    let mut scale = 1;
+    while ms / scale >= 100 {
+        scale *= 10;
+    }
+    (ms + scale / 2) / scale * scale
+}
+
+/// Declares the delay queue of `task_type` for `delay_ms` and returns its name.
+pub async fn declare(
+    ch: &Channel,
+    names: &Names,
+    task_type: &TaskType,
+    delay_ms: u64,
+) -> Result<String, AmqpError> {
+    let queue = names.delay_queue(task_type, delay_ms);
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-message-ttl".into(),
+        AMQPValue::LongLongInt(delay_ms as i64),
+    );
+    args.insert(
+        "x-expires".into(),
+        AMQPValue::LongLongInt((delay_ms + IDLE_MARGIN.as_millis() as u64) as i64),
+    );
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(names.tasks_exchange().into()),
+    );
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(task_type.as_str().into()),
+    );
+    ch.queue_declare(
+        queue.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await?;
+    Ok(queue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_round_to_two_significant_digits() {
+        assert_eq!(quantize(Duration::from_millis(0)), 1);
+        assert_eq!(quantize(Duration::from_millis(87)), 87);
+        assert_eq!(quantize(Duration::from_millis(1234)), 1200);
+        assert_eq!(quantize(Duration::from_millis(1250)), 1300);
+        assert_eq!(quantize(Duration::from_secs(300)), 300_000);
+    }
+}

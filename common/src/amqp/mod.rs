@@ -1,0 +1,59 @@
+//! RabbitMQ at the edge: connecting with a deadline, the topology of a namespace,
+//! and a confirmed publisher. Nothing outside this module (and the worker's consumer)
+//! sees lapin types.
+
+pub mod delay;
+mod publisher;
+mod topology;
+
+pub use publisher::{Publish, Publisher, publish_confirmed};
+pub use topology::Topology;
+
+use lapin::{Connection, ConnectionProperties};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("RabbitMQ unreachable at {url}: {reason} (is RabbitMQ running? try scripts/services)")]
+    Unreachable { url: String, reason: String },
+    #[error("RabbitMQ: {0}")]
+    Lapin(#[from] lapin::Error),
+    #[error("publish not confirmed within {0:?}")]
+    ConfirmTimeout(Duration),
+    #[error("publish refused by RabbitMQ (nack)")]
+    Nacked,
+    #[error("publish unroutable: no queue bound for routing key {0:?}")]
+    Unroutable(String),
+}
+
+impl AmqpError {
+    /// Whether reconnecting and trying again can help.
+    pub fn is_connection_error(&self) -> bool {
+        match self {
+            AmqpError::Unreachable { .. } | AmqpError::ConfirmTimeout(_) => true,
+            AmqpError::Lapin(e) => !e.is_amqp_soft_error(),
+            AmqpError::Nacked | AmqpError::Unroutable(_) => false,
+        }
+    }
+}
+
+/// Connects within `timeout`. The AMQP heartbeat is set (unless the URL sets one) so a
+/// hung or stopped peer is noticed in seconds and its unacked deliveries requeued.
+pub async fn connect(url: &str, name: &str, timeout: Duration) -> Result<Connection, AmqpError> {
+    let url_with_heartbeat = if url.contains("heartbeat=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&heartbeat=5")
+    } else {
+        format!("{url}?heartbeat=5")
+    };
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    let unreachable = |reason: String| AmqpError::Unreachable {
+        url: crate::redact_url(url),
+        reason,
+    };
+    tokio::time::timeout(timeout, Connection::connect(&url_with_heartbeat, props))
+        .await
+        .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
+        .map_err(|e| unreachable(e.to_string()))
+}

@@ -1,0 +1,404 @@
+//! One typed configuration, loaded once in `main`: built-in defaults → optional TOML
+//! file → `TASKFLEET_*` environment → command-line flags (applied by the binaries).
+//!
+//! Nested keys use `__` in the environment: `TASKFLEET_WORKER__CONCURRENCY=32`.
+
+use crate::ids::{Namespace, TaskType};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub namespace: Namespace,
+    pub amqp_url: String,
+    pub redis_url: String,
+    /// Largest accepted payload, in bytes (the envelope around it is not counted).
+    pub payload_limit: usize,
+    /// Largest stored result, in bytes; longer results are truncated with a marker.
+    pub result_limit: usize,
+    /// How long records of finished tasks (and idempotency keys) are kept.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Bound on every single network call (connect, command, publish confirm).
+    #[serde(with = "humantime_serde")]
+    pub network_timeout: Duration,
+    pub queue_type: QueueType,
+    /// A message redelivered more often than this (crashing its worker each time)
+    /// is poison: it goes to the dead-letter queue instead of looping forever.
+    pub max_redeliveries: u32,
+    /// Defaults for every task type; `types.NAME` overrides them.
+    pub defaults: TypeDefaults,
+    pub types: BTreeMap<String, TypeConfig>,
+    pub worker: WorkerConfig,
+    pub http: HttpConfig,
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            namespace: Namespace::default(),
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            payload_limit: 1024 * 1024,
+            result_limit: 256 * 1024,
+            retention: Duration::from_secs(24 * 3600),
+            network_timeout: Duration::from_secs(5),
+            queue_type: QueueType::Classic,
+            max_redeliveries: 5,
+            defaults: TypeDefaults::default(),
+            types: BTreeMap::new(),
+            worker: WorkerConfig::default(),
+            http: HttpConfig::default(),
+            log_format: LogFormat::Human,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    /// Supports priorities (`x-max-priority` 9).
+    Classic,
+    /// Replicated; RabbitMQ 3.10 quorum queues ignore priorities.
+    Quorum,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TypeDefaults {
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub priority: u8,
+    pub backoff: BackoffConfig,
+}
+
+impl Default for TypeDefaults {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            timeout: Duration::from_secs(300),
+            priority: 0,
+            backoff: BackoffConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackoffConfig {
+    #[serde(with = "humantime_serde")]
+    pub initial: Duration,
+    pub multiplier: f64,
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+    /// Fraction of the delay randomised either way (0.1 = ±10 %).
+    pub jitter: f64,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            multiplier: 2.0,
+            max: Duration::from_secs(300),
+            jitter: 0.1,
+        }
+    }
+}
+
+/// `[types.NAME]`: every field optional, falling back to `defaults`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TypeConfig {
+    /// Program and arguments run once per attempt (no shell).
+    pub exec: Option<Vec<String>>,
+    pub max_attempts: Option<u32>,
+    #[serde(with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
+    pub priority: Option<u8>,
+    pub backoff: Option<BackoffConfig>,
+}
+
+/// The effective settings of one task type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeSettings {
+    pub max_attempts: u32,
+    pub timeout: Duration,
+    pub priority: u8,
+    pub backoff: BackoffConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Task types to consume; empty means every built-in and configured type.
+    pub types: Vec<String>,
+    pub concurrency: usize,
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// A running task whose worker has not beaten for this long is taken over.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Time a cancelled or timed-out handler gets to stop before it is aborted.
+    #[serde(with = "humantime_serde")]
+    pub cancel_grace: Duration,
+    /// Time in-flight tasks get to finish on SIGTERM before they are handed back.
+    #[serde(with = "humantime_serde")]
+    pub drain_grace: Duration,
+    /// Largest stdout or stderr kept from an exec program, in bytes.
+    pub exec_output_limit: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            types: Vec::new(),
+            concurrency: 16,
+            heartbeat_interval: Duration::from_secs(2),
+            lease: Duration::from_secs(10),
+            cancel_grace: Duration::from_secs(10),
+            drain_grace: Duration::from_secs(30),
+            exec_output_limit: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: String,
+    /// Bearer tokens accepted by the HTTP API; empty disables auth (loopback only).
+    pub tokens: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key {key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+impl Config {
+    /// Defaults → `file` (if given) → `TASKFLEET_*` environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let defaults = config::Config::try_from(&Config::default())?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        if let Some(path) = file {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("TASKFLEET")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("worker.types")
+                .with_list_parse_key("http.tokens")
+                .try_parsing(true),
+        );
+        let cfg: Config = builder.build()?.try_deserialize()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks that serde cannot express; each error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                problem: problem.to_owned(),
+            })
+        };
+        if self.payload_limit == 0 {
+            return invalid("payload_limit", "must be greater than 0");
+        }
+        if self.network_timeout.is_zero() {
+            return invalid("network_timeout", "must be greater than 0");
+        }
+        if self.worker.concurrency == 0 || self.worker.concurrency > 10_000 {
+            return invalid("worker.concurrency", "must be between 1 and 10000");
+        }
+        if self.worker.heartbeat_interval.is_zero() {
+            return invalid("worker.heartbeat_interval", "must be greater than 0");
+        }
+        if self.worker.lease <= self.worker.heartbeat_interval {
+            return invalid(
+                "worker.lease",
+                "must be longer than worker.heartbeat_interval",
+            );
+        }
+        validate_type_defaults(
+            "defaults",
+            self.defaults.max_attempts,
+            self.defaults.priority,
+            &self.defaults.backoff,
+        )?;
+        for (name, t) in &self.types {
+            let key = format!("types.{name}");
+            if name.parse::<TaskType>().is_err() {
+                return invalid(
+                    &key,
+                    "is not a valid task type name ([a-z0-9][a-z0-9._-]{0,63})",
+                );
+            }
+            if let Some(exec) = &t.exec
+                && exec.first().is_none_or(|p| p.is_empty())
+            {
+                return invalid(&format!("{key}.exec"), "must name a program");
+            }
+            let settings = self.type_settings_by_name(name);
+            validate_type_defaults(
+                &key,
+                settings.max_attempts,
+                settings.priority,
+                &settings.backoff,
+            )?;
+        }
+        for t in &self.worker.types {
+            if t.parse::<TaskType>().is_err() {
+                return invalid(
+                    "worker.types",
+                    &format!("{t:?} is not a valid task type name"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective settings of a task type: its `[types.NAME]` over `defaults`.
+    pub fn type_settings(&self, task_type: &TaskType) -> TypeSettings {
+        self.type_settings_by_name(task_type.as_str())
+    }
+
+    fn type_settings_by_name(&self, name: &str) -> TypeSettings {
+        let t = self.types.get(name);
+        let d = &self.defaults;
+        TypeSettings {
+            max_attempts: t.and_then(|t| t.max_attempts).unwrap_or(d.max_attempts),
+            timeout: t.and_then(|t| t.timeout).unwrap_or(d.timeout),
+            priority: t.and_then(|t| t.priority).unwrap_or(d.priority),
+            backoff: t.and_then(|t| t.backoff).unwrap_or(d.backoff),
+        }
+    }
+}
+
+fn validate_type_defaults(
+    key: &str,
+    max_attempts: u32,
+    priority: u8,
+    b: &BackoffConfig,
+) -> Result<(), ConfigError> {
+    let invalid = |sub: &str, problem: &str| {
+        Err(ConfigError::Invalid {
+            key: format!("{key}.{sub}"),
+            problem: problem.to_owned(),
+        })
+    };
+    if max_attempts == 0 || max_attempts > 100 {
+        return invalid("max_attempts", "must be between 1 and 100");
+    }
+    if priority > 9 {
+        return invalid("priority", "must be between 0 and 9");
+    }
+    if b.multiplier < 1.0 || !b.multiplier.is_finite() {
+        return invalid("backoff.multiplier", "must be at least 1.0");
+    }
+    if !(0.0..=1.0).contains(&b.jitter) {
+        return invalid("backoff.jitter", "must be between 0.0 and 1.0");
+    }
+    if b.max < b.initial {
+        return invalid("backoff.max", "must not be shorter than backoff.initial");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_toml(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("tf-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("taskfleet.toml");
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .expect("write config");
+        let r = Config::load(Some(&path));
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_types_inherit() {
+        let cfg = load_toml(
+            r#"
+namespace = "shop"
+[defaults]
+max_attempts = 3
+[types.resize]
+exec = ["python3", "resize.py"]
+timeout = "30s"
+[types.resize.backoff]
+initial = "200ms"
+multiplier = 3.0
+max = "10s"
+jitter = 0.0
+"#,
+        )
+        .expect("valid config");
+        assert_eq!(cfg.namespace.as_str(), "shop");
+        let s = cfg.type_settings(&"resize".parse().expect("type"));
+        assert_eq!(s.max_attempts, 3);
+        assert_eq!(s.timeout, Duration::from_secs(30));
+        assert_eq!(s.backoff.initial, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = load_toml("[worker]\nconcurrency = 0\n")
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("worker.concurrency"), "{e}");
+        let e = load_toml("[types.Bad]\n").expect_err("refused").to_string();
+        assert!(e.contains("types.Bad"), "{e}");
+        let e = load_toml("[worker]\nlease = \"soon\"\n")
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("lease"), "{e}");
+        let e = load_toml("nmespace = \"x\"\n")
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("nmespace"), "{e}");
+    }
+}

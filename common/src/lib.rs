@@ -1,0 +1,63 @@
+//! taskfleet-common: what producers and workers share.
+//!
+//! # Layout
+//! - `ids`: `TaskId` (UUID v7), `TaskType`, `WorkerId`, `Namespace` — validated once
+//! - `state`: `TaskState` and its transition table (rendered into the Lua scripts)
+//! - `envelope`: the message body, parsed once per delivery
+//! - `names`: every AMQP name and Redis key, in one place
+//! - `config`: the one typed configuration (defaults → file → env)
+//! - `retry`: the backoff policy
+//! - `store`: the Redis state store (`StateStore`), one Lua script per transition
+//! - `amqp`: connecting, topology, broker-held delays, the confirmed publisher
+//! - `logging`: tracing-subscriber setup for the binaries
+
+pub mod amqp;
+pub mod config;
+pub mod envelope;
+pub mod ids;
+pub mod logging;
+pub mod names;
+pub mod retry;
+pub mod state;
+pub mod store;
+
+pub use config::Config;
+pub use envelope::Envelope;
+pub use ids::{Namespace, TaskId, TaskType, WorkerId};
+pub use names::Names;
+pub use state::TaskState;
+pub use store::StateStore;
+
+/// A URL fit for logs and error messages: any password is replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            super::redact_url("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
+        assert_eq!(
+            super::redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
+}

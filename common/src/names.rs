@@ -1,0 +1,141 @@
+//! Every AMQP name and Redis key of a fleet, in one place (DESIGN.md "AMQP topology"
+//! and "Redis keys"). Nothing else in the code base formats a key or a queue name.
+
+use crate::ids::{Namespace, TaskId, TaskType, WorkerId};
+
+#[derive(Debug, Clone)]
+pub struct Names {
+    ns: Namespace,
+}
+
+impl Names {
+    pub fn new(ns: Namespace) -> Self {
+        Self { ns }
+    }
+
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    // --- AMQP ---
+
+    /// Direct exchange, routing key = task type.
+    pub fn tasks_exchange(&self) -> String {
+        format!("{}.tasks", self.ns)
+    }
+
+    pub fn queue(&self, task_type: &TaskType) -> String {
+        format!("{}.q.{}", self.ns, task_type)
+    }
+
+    /// Exchange and queue of the same name, for final failures and unparseable messages.
+    pub fn dead(&self) -> String {
+        format!("{}.dead", self.ns)
+    }
+
+    /// Broker-held retry delay for one delay value (see `amqp::delay`).
+    pub fn delay_queue(&self, task_type: &TaskType, delay_ms: u64) -> String {
+        format!("{}.delay.{}.{}", self.ns, task_type, delay_ms)
+    }
+
+    // --- Redis ---
+
+    pub fn task_key(&self, id: &TaskId) -> String {
+        format!("{}:task:{}", self.ns, id)
+    }
+
+    /// Prefix the scripts append an id to (they see ids, not keys, in some loops).
+    pub fn task_key_prefix(&self) -> String {
+        format!("{}:task:", self.ns)
+    }
+
+    pub fn cancel_key(&self, id: &TaskId) -> String {
+        format!("{}:cancel:{}", self.ns, id)
+    }
+
+    pub fn cancel_key_prefix(&self) -> String {
+        format!("{}:cancel:", self.ns)
+    }
+
+    pub fn stats_key(&self, task_type: &TaskType) -> String {
+        format!("{}:stats:{}", self.ns, task_type)
+    }
+
+    pub fn stats_key_prefix(&self) -> String {
+        format!("{}:stats:", self.ns)
+    }
+
+    pub fn types_key(&self) -> String {
+        format!("{}:types", self.ns)
+    }
+
+    pub fn workers_key(&self) -> String {
+        format!("{}:workers", self.ns)
+    }
+
+    pub fn worker_key(&self, id: &WorkerId) -> String {
+        format!("{}:worker:{}", self.ns, id)
+    }
+
+    pub fn worker_key_prefix(&self) -> String {
+        format!("{}:worker:", self.ns)
+    }
+
+    pub fn running_key(&self) -> String {
+        format!("{}:running", self.ns)
+    }
+
+    pub fn events_channel(&self) -> String {
+        format!("{}:events", self.ns)
+    }
+
+    pub fn cancellations_channel(&self) -> String {
+        format!("{}:cancellations", self.ns)
+    }
+
+    /// Idempotency key → task id, kept for the retention period.
+    pub fn idempotency_key(&self, key: &str) -> String {
+        format!("{}:idem:{}", self.ns, key)
+    }
+
+    /// Lock held by the one worker that reaps expired leases.
+    pub fn reaper_lock(&self) -> String {
+        format!("{}:reaper", self.ns)
+    }
+
+    /// Pattern matching every Redis key of the namespace (for cleanup and tests).
+    pub fn redis_pattern(&self) -> String {
+        format!("{}:*", self.ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_contract() {
+        let n = Names::new("shop".parse().expect("valid namespace"));
+        let t: TaskType = "email.send".parse().expect("valid type");
+        let id: TaskId = "01934f9e-7a3b-7c00-8000-000000000000"
+            .parse()
+            .expect("valid id");
+        assert_eq!(n.tasks_exchange(), "shop.tasks");
+        assert_eq!(n.queue(&t), "shop.q.email.send");
+        assert_eq!(n.dead(), "shop.dead");
+        assert_eq!(
+            n.task_key(&id),
+            "shop:task:01934f9e-7a3b-7c00-8000-000000000000"
+        );
+        assert_eq!(
+            n.cancel_key(&id),
+            "shop:cancel:01934f9e-7a3b-7c00-8000-000000000000"
+        );
+        assert_eq!(n.stats_key(&t), "shop:stats:email.send");
+        assert_eq!(n.types_key(), "shop:types");
+        assert_eq!(n.workers_key(), "shop:workers");
+        assert_eq!(n.running_key(), "shop:running");
+        assert_eq!(n.events_channel(), "shop:events");
+        assert_eq!(n.cancellations_channel(), "shop:cancellations");
+    }
+}

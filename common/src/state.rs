@@ -1,0 +1,176 @@
+//! The task state machine, defined once. The Lua scripts receive the same table
+//! (rendered by [`lua_transition_table`]) so Redis enforces exactly what Rust allows.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    Pending,
+    Running,
+    Retrying,
+    Cancelling,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 7] = [
+        TaskState::Pending,
+        TaskState::Running,
+        TaskState::Retrying,
+        TaskState::Cancelling,
+        TaskState::Completed,
+        TaskState::Failed,
+        TaskState::Cancelled,
+    ];
+
+    /// States counted by the live counters in `{ns}:stats:{type}`.
+    pub const LIVE: [TaskState; 4] = [
+        TaskState::Pending,
+        TaskState::Running,
+        TaskState::Retrying,
+        TaskState::Cancelling,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Running => "running",
+            TaskState::Retrying => "retrying",
+            TaskState::Cancelling => "cancelling",
+            TaskState::Completed => "completed",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::Completed | TaskState::Failed | TaskState::Cancelled
+        )
+    }
+
+    /// The transition table from DESIGN.md. Everything not listed is refused.
+    pub fn can_transition_to(self, to: TaskState) -> bool {
+        use TaskState::*;
+        matches!(
+            (self, to),
+            (Pending, Running)
+                | (Pending, Cancelled)
+                | (Running, Completed)
+                | (Running, Failed)
+                | (Running, Retrying)
+                | (Running, Cancelling)
+                | (Running, Pending)
+                | (Retrying, Running)
+                | (Retrying, Cancelled)
+                | (Cancelling, Cancelled)
+                // A cancel that loses the race with the handler's success keeps the result.
+                | (Cancelling, Completed)
+        )
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown task state {s:?}"))
+    }
+}
+
+/// The transition table as a Lua table literal, `{pending={running=true,...},...}`,
+/// spliced into every script so the two definitions cannot drift apart.
+pub fn lua_transition_table() -> String {
+    let rows: Vec<String> = TaskState::ALL
+        .iter()
+        .map(|from| {
+            let tos: Vec<String> = TaskState::ALL
+                .iter()
+                .filter(|to| from.can_transition_to(**to))
+                .map(|to| format!("{}=true", to.as_str()))
+                .collect();
+            format!("{}={{{}}}", from.as_str(), tos.join(","))
+        })
+        .collect();
+    format!("{{{}}}", rows.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskState::*;
+    use super::*;
+
+    #[test]
+    fn terminal_states_never_leave() {
+        for from in TaskState::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for to in TaskState::ALL {
+                assert!(!from.can_transition_to(to), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn documented_transitions_are_allowed() {
+        for (from, to) in [
+            (Pending, Running),
+            (Pending, Cancelled),
+            (Running, Completed),
+            (Running, Failed),
+            (Running, Retrying),
+            (Running, Cancelling),
+            (Running, Pending),
+            (Retrying, Running),
+            (Retrying, Cancelled),
+            (Cancelling, Cancelled),
+        ] {
+            assert!(from.can_transition_to(to), "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn shortcuts_are_refused() {
+        for (from, to) in [
+            (Pending, Completed),
+            (Pending, Failed),
+            (Pending, Retrying),
+            (Retrying, Completed),
+            (Retrying, Pending),
+            (Cancelling, Running),
+            (Cancelling, Failed),
+            (Running, Cancelled),
+            (Running, Running),
+        ] {
+            assert!(!from.can_transition_to(to), "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for s in TaskState::ALL {
+            assert_eq!(s.as_str().parse::<TaskState>(), Ok(s));
+        }
+    }
+
+    #[test]
+    fn lua_table_lists_every_state() {
+        let t = lua_transition_table();
+        for s in TaskState::ALL {
+            assert!(t.contains(&format!("{}={{", s.as_str())), "{t}");
+        }
+        assert!(t.contains("pending={running=true,cancelled=true}"), "{t}");
+    }
+}

@@ -1,0 +1,165 @@
+//! The Redis state store: the live view of every task, readable with redis-cli.
+//!
+//! `StateStore` is a cheap-to-clone handle over one multiplexed connection
+//! (`ConnectionManager`, which reconnects by itself), so concurrent tasks share
+//! round trips instead of queueing behind each other. Every command has a timeout.
+//! Each state change is one Lua script (`common/lua/`) that checks the transition
+//! table and fences on worker and attempt.
+//!
+//! - `tasks`: enqueue, claim, finish, cancel, report, replay (the transitions)
+//! - `fleet`: heartbeats, the reaper, the worker registry
+//! - `read`: records and counters as users see them
+
+mod fleet;
+mod read;
+mod reply;
+mod scripts;
+mod tasks;
+
+pub use fleet::{Beat, Registration, WorkerInfo};
+pub use read::{TaskRecord, TypeStats};
+pub use tasks::{CancelResult, Claim, Commit, EnqueueOutcome, NewTask, Outcome, Report};
+
+use crate::names::Names;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use scripts::Scripts;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("Redis unreachable at {url}: {reason} (is Redis running? try scripts/services)")]
+    Unreachable { url: String, reason: String },
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unexpected reply from {script}.lua: {reply}")]
+    Protocol { script: &'static str, reply: String },
+}
+
+impl StoreError {
+    /// Whether waiting for Redis and trying again can help.
+    pub fn is_connection_error(&self) -> bool {
+        match self {
+            StoreError::Unreachable { .. } => true,
+            StoreError::Redis(e) => {
+                e.is_connection_dropped()
+                    || e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_refusal()
+            }
+            StoreError::Protocol { .. } => false,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone)]
+pub struct StateStore {
+    conn: ConnectionManager,
+    client: redis::Client,
+    names: Names,
+    scripts: Arc<Scripts>,
+    retention: Duration,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("ns", self.names.namespace())
+            .finish()
+    }
+}
+
+impl StateStore {
+    /// Connects within `timeout`; every later command is bounded by `timeout` too.
+    pub async fn connect(
+        url: &str,
+        names: Names,
+        retention: Duration,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let unreachable = |reason: String| StoreError::Unreachable {
+            url: crate::redact_url(url),
+            reason,
+        };
+        let client = redis::Client::open(url).map_err(|e| unreachable(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = tokio::time::timeout(
+            timeout,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Self {
+            conn,
+            client,
+            names,
+            scripts: Arc::new(Scripts::load()),
+            retention,
+            timeout,
+        })
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// A dedicated connection for pub/sub, which must never share the multiplexed one.
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub> {
+        let ps = tokio::time::timeout(self.timeout, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| StoreError::Unreachable {
+                url: crate::redact_url(&self.client.get_connection_info().addr().to_string()),
+                reason: "pub/sub connection timed out".into(),
+            })??;
+        Ok(ps)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    fn retention_ms(&self) -> u64 {
+        self.retention.as_millis() as u64
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Deletes every key of the namespace (tests and demos clean up with it).
+    pub async fn purge_namespace(&self) -> Result<u64> {
+        let mut conn = self.conn();
+        let mut cursor: u64 = 0;
+        let mut removed = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(self.names.redis_pattern())
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            if !keys.is_empty() {
+                removed += redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async::<u64>(&mut conn)
+                    .await?;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+}
