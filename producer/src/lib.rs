@@ -1,1 +1,16 @@
+//! taskfleet-producer: the enqueue side.
+//!
+//! # Layout
+//! - `producer`: `Producer` — validate, record (Redis), publish (confirmed), return the id
+//! - `request`: `EnqueueRequest` and its validation
+//! - `error`: `ProducerError` and the exit codes of the contract
+//! - `cli`: the `taskfleet` command line (the binary in `main.rs` only calls `cli::run`)
 
+pub mod cli;
+pub mod error;
+pub mod producer;
+pub mod request;
+
+pub use error::ProducerError;
+pub use producer::{Enqueued, Producer};
+pub use request::EnqueueRequest;

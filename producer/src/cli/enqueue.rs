@@ -1,0 +1,129 @@
+//! `taskfleet enqueue`: one task, or `--batch` (one payload per stdin line, one id per
+//! stdout line, in order, with a window of confirms in flight).
+
+use crate::error::{ProducerError, Result};
+use crate::{EnqueueRequest, Producer};
+use futures_util::StreamExt;
+use std::io::IsTerminal;
+use std::time::Duration;
+use taskfleet_common::Config;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// Publishes in flight at once during `--batch`.
+const BATCH_WINDOW: usize = 256;
+
+#[derive(Debug, clap::Args)]
+pub struct EnqueueArgs {
+    /// Task type (the routing key)
+    pub task_type: String,
+    /// JSON payload (default `{}`)
+    pub payload: Option<String>,
+    /// Priority 0-9 (higher runs first)
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub priority: Option<u8>,
+    /// Attempts before the task fails for good
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Time limit of one attempt, e.g. 30s, 5m
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Idempotency key: a second enqueue with the same key returns the first id
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Read one JSON payload per stdin line; print one id per line
+    #[arg(long, conflicts_with_all = ["payload", "key"])]
+    pub batch: bool,
+}
+
+impl EnqueueArgs {
+    fn request(&self, payload: &str) -> Result<EnqueueRequest> {
+        let mut req = EnqueueRequest::new(&self.task_type, payload)?;
+        req.priority = self.priority;
+        req.max_attempts = self.max_attempts;
+        req.timeout = self.timeout;
+        req.idempotency_key = self.key.clone();
+        Ok(req)
+    }
+}
+
+pub async fn run(config: Config, args: EnqueueArgs) -> Result<()> {
+    // Validate before connecting: bad input exits 2 even when servers are down.
+    let single = if args.batch {
+        args.request("{}")?;
+        None
+    } else {
+        let req = args.request(args.payload.as_deref().unwrap_or("{}"))?;
+        req.validate(config.payload_limit)?;
+        Some(req)
+    };
+    let producer = Producer::connect(config).await?;
+    let result = match single {
+        Some(req) => {
+            let done = producer.enqueue(&req).await?;
+            println!("{}", done.id);
+            Ok(())
+        }
+        None => batch(&producer, &args).await,
+    };
+    producer.close().await;
+    result
+}
+
+async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} enqueued ({per_sec}) {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    });
+    let lines = tokio_lines(tokio::io::stdin());
+    let results = lines
+        .enumerate()
+        .filter(|(_, line)| std::future::ready(line.as_ref().map_or(true, |l| !l.trim().is_empty())))
+        .map(|(n, line)| async move {
+            let line = line.map_err(|e| ProducerError::Invalid(format!("reading stdin: {e}")))?;
+            let req = args
+                .request(&line)
+                .map_err(|e| ProducerError::Invalid(format!("line {}: {e}", n + 1)))?;
+            producer.enqueue(&req).await
+        })
+        .buffered(BATCH_WINDOW);
+    let mut results = std::pin::pin!(results);
+    let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
+    // Every line is its own task: a bad line is reported and the rest go on, so no
+    // enqueue is ever abandoned half-way (between its record and its publish).
+    let mut outcome = Ok(());
+    while let Some(r) = results.next().await {
+        match r {
+            Ok(done) => {
+                let _ = out.write_all(format!("{}\n", done.id).as_bytes()).await;
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+            }
+            Err(e) => {
+                eprintln!("taskfleet: {e}");
+                if outcome.as_ref().is_ok_and(|_| true) || e.exit_code() == 3 {
+                    outcome = Err(e);
+                }
+            }
+        }
+    }
+    let _ = out.flush().await;
+    if let Some(b) = bar {
+        b.finish();
+    }
+    outcome
+}
+
+fn tokio_lines<R: tokio::io::AsyncRead + Unpin>(r: R) -> impl futures_util::Stream<Item = std::io::Result<String>> {
+    futures_util::stream::unfold(BufReader::new(r).lines(), |mut lines| async move {
+        match lines.next_line().await {
+            Ok(Some(l)) => Some((Ok(l), lines)),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), lines)),
+        }
+    })
+}

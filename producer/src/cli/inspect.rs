@@ -1,0 +1,118 @@
+//! Read-side commands: `status`, `cancel`, `stats`, `workers`, `watch`.
+
+use crate::Producer;
+use crate::error::{ProducerError, Result};
+use crate::producer;
+use futures_util::StreamExt;
+use taskfleet_common::{Config, TaskId};
+
+fn parse_id(id: &str) -> Result<TaskId> {
+    Ok(id.parse()?)
+}
+
+pub async fn status(config: Config, id: &str, json: bool) -> Result<()> {
+    let id = parse_id(id)?;
+    let store = Producer::connect_store(&config).await?;
+    let record = producer::status(&store, &id).await?;
+    if json {
+        println!("{}", record.to_json());
+    } else {
+        for (k, v) in &record.fields {
+            println!("{k:<20} {v}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn cancel(config: Config, id: &str) -> Result<()> {
+    let id = parse_id(id)?;
+    let store = Producer::connect_store(&config).await?;
+    let state = producer::cancel(&store, &id).await?;
+    println!("{state}");
+    Ok(())
+}
+
+pub async fn stats(config: Config, json: bool) -> Result<()> {
+    let store = Producer::connect_store(&config).await?;
+    let stats = store.stats().await?;
+    if json {
+        let types: serde_json::Map<String, serde_json::Value> = stats
+            .iter()
+            .map(|(t, s)| (t.to_string(), serde_json::to_value(s).unwrap_or_default()))
+            .collect();
+        println!("{}", serde_json::json!({ "types": types }));
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}",
+        "TYPE", "PENDING", "RUNNING", "RETRYING", "CANCELLING", "ENQUEUED", "COMPLETED", "FAILED", "CANCELLED", "RETRIED"
+    );
+    for (t, s) in &stats {
+        println!(
+            "{:<24} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}",
+            t.as_str(),
+            s.pending,
+            s.running,
+            s.retrying,
+            s.cancelling,
+            s.enqueued,
+            s.completed,
+            s.failed,
+            s.cancelled,
+            s.retried
+        );
+    }
+    Ok(())
+}
+
+pub async fn workers(config: Config, json: bool) -> Result<()> {
+    let store = Producer::connect_store(&config).await?;
+    let now = store.server_time_ms().await?;
+    let workers = store.workers().await?;
+    if json {
+        let list: Vec<serde_json::Value> = workers
+            .iter()
+            .map(|w| {
+                let mut v = serde_json::to_value(&w.fields).unwrap_or_default();
+                v["id"] = w.id.clone().into();
+                v["heartbeat_age_ms"] = now.saturating_sub(w.heartbeat_at).into();
+                v
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(());
+    }
+    println!("{:<40} {:<9} {:>8} {:>8} {:>11}  TYPES", "WORKER", "STATUS", "INFLIGHT", "CONC", "LAST BEAT");
+    for w in &workers {
+        let f = |k: &str| w.fields.get(k).map(String::as_str).unwrap_or("-").to_owned();
+        println!(
+            "{:<40} {:<9} {:>8} {:>8} {:>9}ms  {}",
+            w.id,
+            f("status"),
+            f("inflight"),
+            f("concurrency"),
+            now.saturating_sub(w.heartbeat_at),
+            f("types")
+        );
+    }
+    Ok(())
+}
+
+pub async fn watch(config: Config) -> Result<()> {
+    let store = Producer::connect_store(&config).await?;
+    let mut pubsub = store.pubsub().await?;
+    pubsub
+        .subscribe(store.names().events_channel())
+        .await
+        .map_err(taskfleet_common::store::StoreError::from)?;
+    let mut messages = pubsub.on_message();
+    loop {
+        tokio::select! {
+            msg = messages.next() => match msg {
+                Some(m) => println!("{}", String::from_utf8_lossy(m.get_payload_bytes())),
+                None => return Err(ProducerError::Refused("event stream closed by Redis".into())),
+            },
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}

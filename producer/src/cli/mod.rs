@@ -1,0 +1,114 @@
+//! The `taskfleet` command line: parse flags, load the configuration, run one command,
+//! and turn its error into one line on stderr and the contract's exit code.
+
+mod enqueue;
+mod inspect;
+
+use crate::error::ProducerError;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use taskfleet_common::Config;
+use taskfleet_common::config::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(name = "taskfleet", version, about = "Enqueue and inspect taskfleet tasks")]
+pub struct Args {
+    /// TOML configuration file
+    #[arg(long, global = true, env = "TASKFLEET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Namespace: prefix of every queue and Redis key [env: TASKFLEET_NAMESPACE]
+    #[arg(long, global = true)]
+    pub namespace: Option<String>,
+    /// RabbitMQ URL [env: TASKFLEET_AMQP_URL]
+    #[arg(long, global = true)]
+    pub amqp_url: Option<String>,
+    /// Redis URL [env: TASKFLEET_REDIS_URL]
+    #[arg(long, global = true)]
+    pub redis_url: Option<String>,
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<CliLogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CliLogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enqueue a task; prints its id once RabbitMQ confirmed it
+    Enqueue(enqueue::EnqueueArgs),
+    /// Show a task's record
+    Status {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a task; prints the state it is in afterwards
+    Cancel { id: String },
+    /// Counters per task type and state
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Live workers, their heartbeats and in-flight tasks
+    Workers {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print state transitions as they happen (until Ctrl-C)
+    Watch,
+}
+
+/// Loads the configuration (defaults → file → env → flags).
+pub fn load_config(args: &Args) -> Result<Config, ProducerError> {
+    let mut config = Config::load(args.config.as_deref()).map_err(|e| ProducerError::Invalid(e.to_string()))?;
+    if let Some(ns) = &args.namespace {
+        config.namespace = ns.parse()?;
+    }
+    if let Some(url) = &args.amqp_url {
+        config.amqp_url = url.clone();
+    }
+    if let Some(url) = &args.redis_url {
+        config.redis_url = url.clone();
+    }
+    if let Some(f) = args.log_format {
+        config.log_format = match f {
+            CliLogFormat::Human => LogFormat::Human,
+            CliLogFormat::Json => LogFormat::Json,
+        };
+    }
+    Ok(config)
+}
+
+pub async fn run(args: Args) -> ExitCode {
+    let result = async {
+        let config = load_config(&args)?;
+        taskfleet_common::logging::init(config.log_format);
+        match args.command {
+            Command::Enqueue(a) => enqueue::run(config, a).await,
+            Command::Status { id, json } => inspect::status(config, &id, json).await,
+            Command::Cancel { id } => inspect::cancel(config, &id).await,
+            Command::Stats { json } => inspect::stats(config, json).await,
+            Command::Workers { json } => inspect::workers(config, json).await,
+            Command::Watch => inspect::watch(config).await,
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("taskfleet: {}", one_line(&e.to_string()));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,177 @@
+//! `Producer`: records a task in Redis, publishes it with a confirm, and only then
+//! hands back its id. Cheap to clone; concurrent `enqueue` calls share one Redis
+//! connection and one confirm channel, so a batch pipelines both.
+
+use crate::error::{ProducerError, Result};
+use crate::request::EnqueueRequest;
+use std::time::Duration;
+use taskfleet_common::amqp::{Publish, Publisher, Topology};
+use taskfleet_common::envelope::Envelope;
+use taskfleet_common::store::{CancelResult, EnqueueOutcome, NewTask, TaskRecord};
+use taskfleet_common::{Config, Names, StateStore, TaskId, TaskState};
+
+/// How often a publish is tried when the connection broke under it.
+const PUBLISH_TRIES: u32 = 3;
+
+#[derive(Debug, Clone)]
+pub struct Producer {
+    config: Config,
+    store: StateStore,
+    publisher: Publisher,
+}
+
+/// The answer to an enqueue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: TaskId,
+    /// True when an idempotency key matched an earlier task: nothing was published.
+    pub existing: bool,
+}
+
+impl Producer {
+    pub async fn connect(config: Config) -> Result<Self> {
+        let store = Self::connect_store(&config).await?;
+        let names = Names::new(config.namespace.clone());
+        let topology = Topology::new(names, config.queue_type);
+        let publisher = Publisher::connect(&config.amqp_url, "taskfleet-producer", topology, config.network_timeout).await?;
+        Ok(Self {
+            config,
+            store,
+            publisher,
+        })
+    }
+
+    /// Only the Redis side, for commands that read state (`status`, `stats`, ...).
+    pub async fn connect_store(config: &Config) -> Result<StateStore> {
+        let names = Names::new(config.namespace.clone());
+        Ok(StateStore::connect(&config.redis_url, names, config.retention, config.network_timeout).await?)
+    }
+
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub async fn enqueue(&self, req: &EnqueueRequest) -> Result<Enqueued> {
+        req.validate(self.config.payload_limit)?;
+        let settings = self.config.type_settings(&req.task_type);
+        let envelope = Envelope {
+            id: TaskId::new(),
+            task_type: req.task_type.clone(),
+            payload: req.payload.clone(),
+            attempt: 1,
+            max_attempts: Some(req.max_attempts.unwrap_or(settings.max_attempts)),
+            priority: Some(req.priority.unwrap_or(settings.priority)),
+            timeout_ms: Some(req.timeout.unwrap_or(settings.timeout).as_millis() as u64),
+            created_at: None,
+            trace_id: req.trace_id.clone(),
+        };
+        let outcome = self
+            .store
+            .enqueue(&NewTask {
+                id: envelope.id,
+                task_type: &envelope.task_type,
+                payload: envelope.payload.get(),
+                max_attempts: envelope.max_attempts.unwrap_or(settings.max_attempts),
+                priority: envelope.priority.unwrap_or(0),
+                trace_id: envelope.trace_id.as_deref(),
+                created_at: None,
+                idempotency_key: req.idempotency_key.as_deref(),
+            })
+            .await?;
+        if let EnqueueOutcome::Exists(id) = outcome {
+            return Ok(Enqueued { id, existing: true });
+        }
+        if let Err(e) = self.publish(&envelope).await {
+            // The broker never confirmed it: the record must not claim `pending`.
+            if let Err(undo) = self
+                .store
+                .abandon(&envelope.id, &envelope.task_type, req.idempotency_key.as_deref())
+                .await
+            {
+                tracing::error!(id = %envelope.id, error = %undo, "could not remove the record of an unpublished task");
+            }
+            return Err(e);
+        }
+        metrics::counter!("taskfleet_enqueued_total", "type" => envelope.task_type.to_string()).increment(1);
+        Ok(Enqueued {
+            id: envelope.id,
+            existing: false,
+        })
+    }
+
+    /// Publishes an envelope to `{ns}.tasks` and waits for the confirm, reconnecting
+    /// (a bounded number of times) when the connection broke. A copy that did reach
+    /// the broker before the break is harmless: workers fence on the task's state.
+    pub async fn publish(&self, envelope: &Envelope) -> Result<()> {
+        let names = self.publisher.topology().names();
+        let exchange = names.tasks_exchange();
+        let body = envelope.to_bytes();
+        let id = envelope.id.to_string();
+        let mut headers = Vec::new();
+        if let Some(trace) = &envelope.trace_id {
+            headers.push(("traceparent", format!("00-{trace}-{}-01", &id.replace('-', "")[16..32])));
+        }
+        let msg = Publish {
+            exchange: &exchange,
+            routing_key: envelope.task_type.as_str(),
+            body: &body,
+            message_id: &id,
+            task_type: envelope.task_type.as_str(),
+            priority: envelope.priority.unwrap_or(0),
+            headers,
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = async {
+                self.publisher.ensure_type(&envelope.task_type).await?;
+                self.publisher.publish(&msg).await
+            }
+            .await;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_connection_error() && tries < PUBLISH_TRIES => {
+                    tracing::warn!(id = %envelope.id, error = %e, "publish failed; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(tries))).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    pub async fn status(&self, id: &TaskId) -> Result<TaskRecord> {
+        status(&self.store, id).await
+    }
+
+    pub async fn cancel(&self, id: &TaskId) -> Result<TaskState> {
+        cancel(&self.store, id).await
+    }
+
+    pub async fn close(&self) {
+        self.publisher.close().await;
+    }
+}
+
+/// The record of a task, or `NotFound`.
+pub async fn status(store: &StateStore, id: &TaskId) -> Result<TaskRecord> {
+    store
+        .get(id)
+        .await?
+        .ok_or_else(|| ProducerError::NotFound(format!("task {id} not found (records of finished tasks expire after the retention period)")))
+}
+
+/// Requests cancellation; returns the state the task is in afterwards.
+pub async fn cancel(store: &StateStore, id: &TaskId) -> Result<TaskState> {
+    match store.cancel(id, true).await? {
+        CancelResult::NotFound => Err(ProducerError::NotFound(format!("task {id} not found"))),
+        CancelResult::State(s) => Ok(s),
+    }
+}

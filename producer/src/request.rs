@@ -1,0 +1,85 @@
+//! What a caller asks to enqueue, validated before anything is written.
+
+use crate::error::{ProducerError, Result};
+use serde_json::value::RawValue;
+use std::time::Duration;
+use taskfleet_common::TaskType;
+
+/// Longest accepted idempotency key, in bytes (it becomes part of a Redis key).
+pub const MAX_IDEMPOTENCY_KEY: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct EnqueueRequest {
+    pub task_type: TaskType,
+    pub payload: Box<RawValue>,
+    pub priority: Option<u8>,
+    pub max_attempts: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub idempotency_key: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+impl EnqueueRequest {
+    /// Parses a type name and a JSON payload text, refusing what the contract refuses.
+    pub fn new(task_type: &str, payload_json: &str) -> Result<Self> {
+        let task_type: TaskType = task_type.parse()?;
+        let payload = RawValue::from_string(payload_json.trim().to_owned())
+            .map_err(|e| ProducerError::Invalid(format!("payload is not valid JSON: {e}")))?;
+        Ok(Self {
+            task_type,
+            payload,
+            priority: None,
+            max_attempts: None,
+            timeout: None,
+            idempotency_key: None,
+            trace_id: None,
+        })
+    }
+
+    pub fn validate(&self, payload_limit: usize) -> Result<()> {
+        let size = self.payload.get().len();
+        if size > payload_limit {
+            return Err(ProducerError::Invalid(format!(
+                "payload of {size} bytes exceeds the limit of {payload_limit} bytes (payload_limit)"
+            )));
+        }
+        if self.priority.is_some_and(|p| p > 9) {
+            return Err(ProducerError::Invalid("priority must be between 0 and 9".into()));
+        }
+        if self.max_attempts.is_some_and(|n| n == 0 || n > 100) {
+            return Err(ProducerError::Invalid("max attempts must be between 1 and 100".into()));
+        }
+        if self.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(ProducerError::Invalid("timeout must be greater than 0".into()));
+        }
+        if let Some(k) = &self.idempotency_key
+            && (k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY || k.chars().any(char::is_control))
+        {
+            return Err(ProducerError::Invalid(format!(
+                "idempotency key must be 1-{MAX_IDEMPOTENCY_KEY} bytes without control characters"
+            )));
+        }
+        if let Some(t) = &self.trace_id
+            && (t.len() != 32 || !t.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(ProducerError::Invalid("trace id must be 32 hex digits".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_requests_are_refused_with_a_reason() {
+        assert!(EnqueueRequest::new("Bad Type", "{}").is_err());
+        let e = EnqueueRequest::new("echo", "{not json").expect_err("invalid json");
+        assert!(e.to_string().contains("not valid JSON"), "{e}");
+        let big = format!("\"{}\"", "x".repeat(100));
+        let r = EnqueueRequest::new("echo", &big).expect("valid json");
+        assert!(r.validate(50).is_err());
+        assert!(r.validate(500).is_ok());
+    }
+}
