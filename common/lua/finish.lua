@@ -4,7 +4,8 @@
 -- KEYS: task, stats, events, running
 -- ARGV: id, worker, attempt, outcome (completed|failed|retrying|cancelled|pending),
 --       result, error, retry_delay_ms, retention_ms
--- Returns {'ok', final_state} or {'refused', current_state}.
+-- Returns {'ok', final_state, cancel_latency_ms (-1 unless cancelled)} or
+-- {'refused', current_state}.
 local task, stats, events, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, worker, attempt, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local h = redis.call('HMGET', task, 'state', 'worker', 'attempt')
@@ -40,4 +41,8 @@ if not move(task, stats, events, state, to, now, worker, fields) then
 end
 redis.call('ZREM', running, id)
 if TERMINAL[to] then redis.call('PEXPIRE', task, ARGV[8]) end
-return {'ok', to}
+local latency = -1
+if to == 'cancelled' then
+  latency = now - (tonumber(redis.call('HGET', task, 'cancel_requested_at')) or now)
+end
+return {'ok', to, latency}

@@ -33,7 +33,13 @@ impl Producer {
         let store = Self::connect_store(&config).await?;
         let names = Names::new(config.namespace.clone());
         let topology = Topology::new(names, config.queue_type);
-        let publisher = Publisher::connect(&config.amqp_url, "taskfleet-producer", topology, config.network_timeout).await?;
+        let publisher = Publisher::connect(
+            &config.amqp_url,
+            "taskfleet-producer",
+            topology,
+            config.network_timeout,
+        )
+        .await?;
         Ok(Self {
             config,
             store,
@@ -44,7 +50,13 @@ impl Producer {
     /// Only the Redis side, for commands that read state (`status`, `stats`, ...).
     pub async fn connect_store(config: &Config) -> Result<StateStore> {
         let names = Names::new(config.namespace.clone());
-        Ok(StateStore::connect(&config.redis_url, names, config.retention, config.network_timeout).await?)
+        Ok(StateStore::connect(
+            &config.redis_url,
+            names,
+            config.retention,
+            config.network_timeout,
+        )
+        .await?)
     }
 
     pub fn store(&self) -> &StateStore {
@@ -93,14 +105,19 @@ impl Producer {
             // The broker never confirmed it: the record must not claim `pending`.
             if let Err(undo) = self
                 .store
-                .abandon(&envelope.id, &envelope.task_type, req.idempotency_key.as_deref())
+                .abandon(
+                    &envelope.id,
+                    &envelope.task_type,
+                    req.idempotency_key.as_deref(),
+                )
                 .await
             {
                 tracing::error!(id = %envelope.id, error = %undo, "could not remove the record of an unpublished task");
             }
             return Err(e);
         }
-        metrics::counter!("taskfleet_enqueued_total", "type" => envelope.task_type.to_string()).increment(1);
+        metrics::counter!("taskfleet_enqueued_total", "type" => envelope.task_type.to_string())
+            .increment(1);
         Ok(Enqueued {
             id: envelope.id,
             existing: false,
@@ -117,7 +134,10 @@ impl Producer {
         let id = envelope.id.to_string();
         let mut headers = Vec::new();
         if let Some(trace) = &envelope.trace_id {
-            headers.push(("traceparent", format!("00-{trace}-{}-01", &id.replace('-', "")[16..32])));
+            headers.push((
+                "traceparent",
+                format!("00-{trace}-{}-01", &id.replace('-', "")[16..32]),
+            ));
         }
         let msg = Publish {
             exchange: &exchange,
@@ -162,10 +182,11 @@ impl Producer {
 
 /// The record of a task, or `NotFound`.
 pub async fn status(store: &StateStore, id: &TaskId) -> Result<TaskRecord> {
-    store
-        .get(id)
-        .await?
-        .ok_or_else(|| ProducerError::NotFound(format!("task {id} not found (records of finished tasks expire after the retention period)")))
+    store.get(id).await?.ok_or_else(|| {
+        ProducerError::NotFound(format!(
+            "task {id} not found (records of finished tasks expire after the retention period)"
+        ))
+    })
 }
 
 /// Requests cancellation; returns the state the task is in afterwards.

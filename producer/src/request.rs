@@ -44,13 +44,19 @@ impl EnqueueRequest {
             )));
         }
         if self.priority.is_some_and(|p| p > 9) {
-            return Err(ProducerError::Invalid("priority must be between 0 and 9".into()));
+            return Err(ProducerError::Invalid(
+                "priority must be between 0 and 9".into(),
+            ));
         }
         if self.max_attempts.is_some_and(|n| n == 0 || n > 100) {
-            return Err(ProducerError::Invalid("max attempts must be between 1 and 100".into()));
+            return Err(ProducerError::Invalid(
+                "max attempts must be between 1 and 100".into(),
+            ));
         }
         if self.timeout.is_some_and(|t| t.is_zero()) {
-            return Err(ProducerError::Invalid("timeout must be greater than 0".into()));
+            return Err(ProducerError::Invalid(
+                "timeout must be greater than 0".into(),
+            ));
         }
         if let Some(k) = &self.idempotency_key
             && (k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY || k.chars().any(char::is_control))
@@ -62,7 +68,9 @@ impl EnqueueRequest {
         if let Some(t) = &self.trace_id
             && (t.len() != 32 || !t.chars().all(|c| c.is_ascii_hexdigit()))
         {
-            return Err(ProducerError::Invalid("trace id must be 32 hex digits".into()));
+            return Err(ProducerError::Invalid(
+                "trace id must be 32 hex digits".into(),
+            ));
         }
         Ok(())
     }

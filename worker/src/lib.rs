@@ -1,1 +1,33 @@
+//! taskfleet-worker: consume, run, retry, cancel, heartbeat, drain.
+//!
+//! # Layout
+//! - `worker`: `Worker` — register handlers, `run(shutdown, abort)`, the drain
+//! - `handler`: `Handler`, `TaskContext`, `TaskError` — all a handler author sees
+//! - `builtin`: `echo`, `sleep`, `flaky`; `exec`: programs in any language
+//! - `consumer`: the consuming loop and its reconnect loop (`link`: one connection)
+//! - `process`: one delivery: parse → claim → run → commit → ack
+//! - `runner`: one attempt against its timeout, stop signal and grace period
+//! - `inflight`: running attempts and their stop switches
+//! - `liveness`: heartbeats, lease renewal, the reaper, the cancellation listener
+//! - `dead`: publishing to the dead-letter queue with headers saying why
+//!
+//! The binary (`main.rs`) parses flags, installs the signal handlers and calls
+//! `Worker::run`; the library never touches signals or the environment.
 
+mod builtin;
+mod consumer;
+mod dead;
+mod exec;
+mod handler;
+mod inflight;
+mod link;
+mod liveness;
+mod process;
+mod runner;
+mod shared;
+mod worker;
+
+pub use builtin::{Echo, Flaky, Sleep};
+pub use exec::{EXIT_PERMANENT, Exec};
+pub use handler::{FnHandler, Handler, TaskContext, TaskError, TaskResult, handler_fn};
+pub use worker::{Worker, WorkerError};

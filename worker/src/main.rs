@@ -1,1 +1,119 @@
-fn main() {}
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use taskfleet_common::Config;
+use taskfleet_common::config::LogFormat;
+use taskfleet_worker::Worker;
+use tokio_util::sync::CancellationToken;
+
+/// Consume and run taskfleet tasks until SIGTERM/SIGINT (a second one exits at once).
+#[derive(Debug, Parser)]
+#[command(name = "taskfleet-worker", version)]
+struct Args {
+    /// Task types to consume, comma-separated (default: every built-in and configured type)
+    #[arg(long, value_delimiter = ',')]
+    types: Option<Vec<String>>,
+    /// Tasks run at once
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// TOML configuration file
+    #[arg(long, env = "TASKFLEET_CONFIG")]
+    config: Option<PathBuf>,
+    /// Namespace [env: TASKFLEET_NAMESPACE]
+    #[arg(long)]
+    namespace: Option<String>,
+    /// RabbitMQ URL [env: TASKFLEET_AMQP_URL]
+    #[arg(long)]
+    amqp_url: Option<String>,
+    /// Redis URL [env: TASKFLEET_REDIS_URL]
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// Log format: human or json
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+fn load(args: &Args) -> Result<Config, String> {
+    let mut c = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(t) = &args.types {
+        c.worker.types = t
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+    if let Some(n) = args.concurrency {
+        c.worker.concurrency = n;
+    }
+    if let Some(ns) = &args.namespace {
+        c.namespace = ns.parse().map_err(|e| format!("--namespace: {e}"))?;
+    }
+    if let Some(u) = &args.amqp_url {
+        c.amqp_url = u.clone();
+    }
+    if let Some(u) = &args.redis_url {
+        c.redis_url = u.clone();
+    }
+    match args.log_format.as_deref() {
+        None => {}
+        Some("human") => c.log_format = LogFormat::Human,
+        Some("json") => c.log_format = LogFormat::Json,
+        Some(other) => {
+            return Err(format!(
+                "--log-format: expected human or json, got {other:?}"
+            ));
+        }
+    }
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("taskfleet-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    taskfleet_common::logging::init(config.log_format);
+    let worker = match Worker::new(config) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("taskfleet-worker: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let abort = CancellationToken::new();
+    tokio::spawn(signals(shutdown.clone(), abort.clone()));
+    match worker.run(shutdown, abort).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("taskfleet-worker: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// First SIGTERM/SIGINT: drain. Second: stop waiting and exit.
+async fn signals(shutdown: CancellationToken, abort: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        eprintln!("taskfleet-worker: cannot install signal handlers");
+        return;
+    };
+    for token in [shutdown, abort] {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("signal received");
+        token.cancel();
+    }
+}

@@ -2,6 +2,7 @@
 //! and a confirmed publisher. Nothing outside this module (and the worker's consumer)
 //! sees lapin types.
 
+pub mod dead;
 pub mod delay;
 mod publisher;
 mod topology;

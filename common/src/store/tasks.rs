@@ -76,11 +76,13 @@ impl Outcome {
 /// What `finish.lua` did with a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Commit {
-    Applied(TaskState),
-    /// Fenced: the record moved on (another worker or attempt, or a terminal state).
-    Refused {
-        current: String,
+    Applied {
+        state: TaskState,
+        /// For `cancelled`: ms from the cancel request to now (Redis clock).
+        cancel_latency_ms: Option<u64>,
     },
+    /// Fenced: the record moved on (another worker or attempt, or a terminal state).
+    Refused { current: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,10 +244,10 @@ impl StateStore {
         let r = items(reply);
         let state = r.get(1).and_then(text).unwrap_or_default();
         match r.first().and_then(text).as_deref() {
-            Some("ok") => state
-                .parse()
-                .map(Commit::Applied)
-                .map_err(|_| unexpected("finish", &r)),
+            Some("ok") => Ok(Commit::Applied {
+                state: state.parse().map_err(|_| unexpected("finish", &r))?,
+                cancel_latency_ms: r.get(2).and_then(int).and_then(|ms| u64::try_from(ms).ok()),
+            }),
             Some("refused") => Ok(Commit::Refused { current: state }),
             _ => Err(unexpected("finish", &r)),
         }

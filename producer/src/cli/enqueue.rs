@@ -73,15 +73,19 @@ async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} enqueued ({per_sec}) {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} enqueued ({per_sec}) {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar
     });
     let lines = tokio_lines(tokio::io::stdin());
     let results = lines
         .enumerate()
-        .filter(|(_, line)| std::future::ready(line.as_ref().map_or(true, |l| !l.trim().is_empty())))
+        .filter(|(_, line)| {
+            std::future::ready(line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        })
         .map(|(n, line)| async move {
             let line = line.map_err(|e| ProducerError::Invalid(format!("reading stdin: {e}")))?;
             let req = args
@@ -118,7 +122,9 @@ async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
     outcome
 }
 
-fn tokio_lines<R: tokio::io::AsyncRead + Unpin>(r: R) -> impl futures_util::Stream<Item = std::io::Result<String>> {
+fn tokio_lines<R: tokio::io::AsyncRead + Unpin>(
+    r: R,
+) -> impl futures_util::Stream<Item = std::io::Result<String>> {
     futures_util::stream::unfold(BufReader::new(r).lines(), |mut lines| async move {
         match lines.next_line().await {
             Ok(Some(l)) => Some((Ok(l), lines)),

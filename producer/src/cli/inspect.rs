@@ -45,7 +45,16 @@ pub async fn stats(config: Config, json: bool) -> Result<()> {
     }
     println!(
         "{:<24} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}",
-        "TYPE", "PENDING", "RUNNING", "RETRYING", "CANCELLING", "ENQUEUED", "COMPLETED", "FAILED", "CANCELLED", "RETRIED"
+        "TYPE",
+        "PENDING",
+        "RUNNING",
+        "RETRYING",
+        "CANCELLING",
+        "ENQUEUED",
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "RETRIED"
     );
     for (t, s) in &stats {
         println!(
@@ -82,9 +91,18 @@ pub async fn workers(config: Config, json: bool) -> Result<()> {
         println!("{}", serde_json::Value::Array(list));
         return Ok(());
     }
-    println!("{:<40} {:<9} {:>8} {:>8} {:>11}  TYPES", "WORKER", "STATUS", "INFLIGHT", "CONC", "LAST BEAT");
+    println!(
+        "{:<40} {:<9} {:>8} {:>8} {:>11}  TYPES",
+        "WORKER", "STATUS", "INFLIGHT", "CONC", "LAST BEAT"
+    );
     for w in &workers {
-        let f = |k: &str| w.fields.get(k).map(String::as_str).unwrap_or("-").to_owned();
+        let f = |k: &str| {
+            w.fields
+                .get(k)
+                .map(String::as_str)
+                .unwrap_or("-")
+                .to_owned()
+        };
         println!(
             "{:<40} {:<9} {:>8} {:>8} {:>9}ms  {}",
             w.id,

@@ -12,7 +12,11 @@ use taskfleet_common::Config;
 use taskfleet_common::config::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(name = "taskfleet", version, about = "Enqueue and inspect taskfleet tasks")]
+#[command(
+    name = "taskfleet",
+    version,
+    about = "Enqueue and inspect taskfleet tasks"
+)]
 pub struct Args {
     /// TOML configuration file
     #[arg(long, global = true, env = "TASKFLEET_CONFIG")]
@@ -67,7 +71,8 @@ pub enum Command {
 
 /// Loads the configuration (defaults → file → env → flags).
 pub fn load_config(args: &Args) -> Result<Config, ProducerError> {
-    let mut config = Config::load(args.config.as_deref()).map_err(|e| ProducerError::Invalid(e.to_string()))?;
+    let mut config =
+        Config::load(args.config.as_deref()).map_err(|e| ProducerError::Invalid(e.to_string()))?;
     if let Some(ns) = &args.namespace {
         config.namespace = ns.parse()?;
     }

@@ -1,0 +1,51 @@
+//! The dead-letter queue's vocabulary: why a message is there, in headers that
+//! workers write and `taskfleet dead list` (or anyone reading the queue) reads.
+
+/// Header names on dead-lettered messages.
+pub const REASON: &str = "x-taskfleet-reason";
+pub const ERROR: &str = "x-taskfleet-error";
+pub const ATTEMPTS: &str = "x-taskfleet-attempts";
+pub const QUEUE: &str = "x-taskfleet-queue";
+
+/// Why a message is dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadReason {
+    /// Not a valid envelope.
+    Malformed,
+    /// No handler for its type on a worker that consumed it.
+    UnknownType,
+    /// The last attempt failed.
+    Exhausted,
+    /// The handler said another attempt cannot help.
+    Permanent,
+    /// Redelivered too often without finishing (it kept killing its worker).
+    Poison,
+}
+
+impl DeadReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::Malformed => "malformed",
+            DeadReason::UnknownType => "unknown_type",
+            DeadReason::Exhausted => "exhausted",
+            DeadReason::Permanent => "permanent",
+            DeadReason::Poison => "poison",
+        }
+    }
+}
+
+impl std::str::FromStr for DeadReason {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        [
+            DeadReason::Malformed,
+            DeadReason::UnknownType,
+            DeadReason::Exhausted,
+            DeadReason::Permanent,
+            DeadReason::Poison,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or(())
+    }
+}

@@ -1,0 +1,147 @@
+//! The consuming loop and its reconnect loop. A session is one RabbitMQ connection:
+//! declare, consume every type's queue, and hand each delivery to a task while a
+//! semaphore bounds how many run. When the connection breaks, the session ends and
+//! a new one starts with backoff; tasks already running finish on their own.
+
+use crate::link::Link;
+use crate::process::process;
+use crate::shared::Shared;
+use futures_util::StreamExt;
+use futures_util::stream::select_all;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions};
+use lapin::types::FieldTable;
+use std::sync::Arc;
+use std::time::Duration;
+use taskfleet_common::amqp::AmqpError;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Consumes until `shutdown`, reconnecting whenever RabbitMQ goes away. Returns the
+/// last live link (for the drain to settle deliveries on), if any.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Option<Arc<Link>> {
+    let semaphore = Arc::new(Semaphore::new(shared.config.worker.concurrency));
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let link = match open(&shared).await {
+            Ok(link) => Arc::new(link),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?pause, "cannot reach RabbitMQ");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.cancelled() => return None,
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        pause = Duration::from_millis(200);
+        match session(&shared, &link, &semaphore, &shutdown, tasks).await {
+            Ok(()) => return Some(link),
+            Err(e) => {
+                tracing::warn!(error = %e, "RabbitMQ connection lost; reconnecting");
+                link.close().await;
+            }
+        }
+    }
+}
+
+async fn open(shared: &Shared) -> Result<Link, AmqpError> {
+    let c = &shared.config;
+    let prefetch = c.worker.concurrency.min(u16::MAX as usize) as u16;
+    let name = format!("taskfleet-worker {}", shared.worker_id);
+    let link = Link::open(
+        &c.amqp_url,
+        &name,
+        &shared.topology,
+        prefetch,
+        c.network_timeout,
+    )
+    .await?;
+    for t in &shared.types {
+        shared.topology.declare_type(&link.consume, t).await?;
+    }
+    Ok(link)
+}
+
+/// Runs until shutdown (Ok, consumers cancelled) or a broken connection (Err).
+async fn session(
+    shared: &Arc<Shared>,
+    link: &Arc<Link>,
+    semaphore: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), AmqpError> {
+    let mut consumers = Vec::new();
+    let mut tags = Vec::new();
+    for t in &shared.types {
+        let queue = shared.names.queue(t);
+        let tag = format!("{}.{}", shared.worker_id, t);
+        let consumer = link
+            .consume
+            .basic_consume(
+                queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tags.push(tag);
+        consumers.push(consumer.map(move |d| (queue.clone(), d)).boxed());
+    }
+    tracing::info!(worker = %shared.worker_id, types = ?shared.types, "consuming");
+    let mut deliveries = select_all(consumers);
+    loop {
+        // No Redis, no claims: leave deliveries in RabbitMQ instead of taking them.
+        if shared.is_redis_down() {
+            tokio::select! {
+                _ = shared.wait_for_redis(Duration::from_millis(500)) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        let permit = tokio::select! {
+            p = semaphore.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let next = tokio::select! {
+            d = deliveries.next() => d,
+            _ = shutdown.cancelled() => break,
+        };
+        match next {
+            Some((queue, Ok(delivery))) => {
+                let (shared, link) = (shared.clone(), link.clone());
+                tasks.spawn(async move {
+                    process(shared, link, delivery, queue).await;
+                    drop(permit);
+                });
+            }
+            Some((_, Err(e))) => return Err(e.into()),
+            None => {
+                return Err(AmqpError::Unreachable {
+                    url: "consumer".into(),
+                    reason: "the broker cancelled the consumer or closed the channel".into(),
+                });
+            }
+        }
+        // Reap finished tasks so the set does not grow with every delivery.
+        while tasks.try_join_next().is_some() {}
+    }
+    // Draining: stop deliveries first; unstarted prefetched ones return to the queue
+    // when the channel closes.
+    for tag in tags {
+        let _ = tokio::time::timeout(
+            link.timeout,
+            link.consume
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default()),
+        )
+        .await;
+    }
+    Ok(())
+}

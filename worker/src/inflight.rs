@@ -1,0 +1,145 @@
+//! The tasks this worker is running now: their ids (for heartbeats and lease renewal)
+//! and a way to stop each one, with the reason it was stopped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use taskfleet_common::TaskId;
+use tokio_util::sync::CancellationToken;
+
+/// Why a running attempt was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Cancelled,
+    TimedOut,
+    /// The worker is draining and the grace period ran out.
+    Drained,
+    /// Another worker took the lease over; this attempt's commit would be refused.
+    LeaseLost,
+}
+
+/// One running attempt's stop switch.
+#[derive(Debug, Clone)]
+pub struct StopSignal {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+}
+
+impl StopSignal {
+    fn new() -> Self {
+        Self {
+            token: CancellationToken::new(),
+            reason: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Fires the token; the first reason given is the one that counts.
+    pub fn stop(&self, reason: StopReason) {
+        let mut r = lock(&self.reason);
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        drop(r);
+        self.token.cancel();
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        *lock(&self.reason)
+    }
+
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+/// A mutex poisoned by a panicking holder still guards plain data; keep going.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Inflight {
+    // Keyed by a sequence number, not the task id: after a reconnect the same task
+    // may briefly run twice here (the old delivery and its redelivery).
+    entries: Arc<Mutex<HashMap<u64, (TaskId, StopSignal)>>>,
+    next: Arc<AtomicU64>,
+}
+
+/// Removes its entry when the attempt ends, however it ends.
+#[derive(Debug)]
+pub struct InflightGuard {
+    inflight: Inflight,
+    key: u64,
+    pub signal: StopSignal,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        lock(&self.inflight.entries).remove(&self.key);
+    }
+}
+
+impl Inflight {
+    pub fn register(&self, id: TaskId) -> InflightGuard {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        let signal = StopSignal::new();
+        lock(&self.entries).insert(key, (id, signal.clone()));
+        InflightGuard {
+            inflight: self.clone(),
+            key,
+            signal,
+        }
+    }
+
+    pub fn ids(&self) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = lock(&self.entries).values().map(|(id, _)| *id).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
+    /// Stops every running attempt of `id`; true if there was one.
+    pub fn stop(&self, id: &TaskId, reason: StopReason) -> bool {
+        let mut found = false;
+        for (task, signal) in lock(&self.entries).values() {
+            if task == id {
+                signal.stop(reason);
+                found = true;
+            }
+        }
+        found
+    }
+
+    pub fn stop_all(&self, reason: StopReason) {
+        for (_, signal) in lock(&self.entries).values() {
+            signal.stop(reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_leave_when_their_guard_drops() {
+        let inflight = Inflight::default();
+        let id = TaskId::new();
+        let g = inflight.register(id);
+        assert_eq!(inflight.ids(), vec![id]);
+        assert!(inflight.stop(&id, StopReason::Cancelled));
+        assert_eq!(g.signal.reason(), Some(StopReason::Cancelled));
+        inflight.stop(&id, StopReason::TimedOut);
+        assert_eq!(
+            g.signal.reason(),
+            Some(StopReason::Cancelled),
+            "first reason wins"
+        );
+        drop(g);
+        assert_eq!(inflight.len(), 0);
+    }
+}

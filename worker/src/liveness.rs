@@ -1,0 +1,115 @@
+//! Keeping the fleet's view of this worker true: heartbeats (which renew leases and
+//! catch cancellations pub/sub missed), the reaper of dead workers' leases, and the
+//! cancellation listener on a dedicated pub/sub connection.
+
+use crate::inflight::StopReason;
+use crate::shared::Shared;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use taskfleet_common::TaskId;
+use tokio_util::sync::CancellationToken;
+
+/// Beats every heartbeat interval until `stop`; reaps expired leases on each beat.
+pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    let interval = shared.config.worker.heartbeat_interval;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        beat(&shared).await;
+        reap(&shared).await;
+    }
+}
+
+pub(crate) async fn beat(shared: &Shared) {
+    let c = &shared.config.worker;
+    let result = shared
+        .store
+        .heartbeat(
+            &shared.worker_id,
+            &shared.registration,
+            shared.status(),
+            c.lease,
+            c.heartbeat_interval * 3,
+            &shared.inflight.ids(),
+        )
+        .await;
+    match result {
+        Ok(beat) => {
+            shared.redis_ok();
+            for id in beat.cancelled {
+                if shared.inflight.stop(&id, StopReason::Cancelled) {
+                    tracing::info!(%id, "cancellation found by the heartbeat check");
+                }
+            }
+            for id in beat.lost {
+                if shared.inflight.stop(&id, StopReason::LeaseLost) {
+                    tracing::warn!(%id, "lease taken over by another worker; stopping this attempt");
+                }
+            }
+        }
+        Err(e) => {
+            if e.is_connection_error() {
+                shared.redis_failed();
+            }
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+    }
+}
+
+async fn reap(shared: &Shared) {
+    let lock_for = shared.config.worker.heartbeat_interval * 3;
+    match shared.store.reap(&shared.worker_id, lock_for, 100).await {
+        Ok(Some(ids)) => {
+            for id in ids {
+                tracing::warn!(%id, "lease expired (its worker died or hung); task handed back");
+                metrics::counter!("taskfleet_leases_reaped_total").increment(1);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %e, "reaper pass failed"),
+    }
+}
+
+/// Listens on `{ns}:cancellations` and stops matching in-flight tasks at once.
+/// Resubscribes after any error; what it misses, the heartbeat check catches.
+pub(crate) async fn cancel_listener(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let session = async {
+            let mut pubsub = shared.store.pubsub().await?;
+            pubsub
+                .subscribe(shared.names.cancellations_channel())
+                .await?;
+            tracing::debug!("listening for cancellations");
+            let mut messages = pubsub.on_message();
+            while let Some(msg) = messages.next().await {
+                let Ok(id) = String::from_utf8_lossy(msg.get_payload_bytes()).parse::<TaskId>()
+                else {
+                    continue;
+                };
+                if shared.inflight.stop(&id, StopReason::Cancelled) {
+                    tracing::info!(%id, "cancellation received");
+                }
+            }
+            Ok::<(), taskfleet_common::store::StoreError>(())
+        };
+        tokio::select! {
+            r = session => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "cancellation listener lost its connection");
+                }
+            }
+            _ = stop.cancelled() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.cancelled() => return,
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
