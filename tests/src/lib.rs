@@ -1,1 +1,235 @@
+//! Test harness for the end-to-end tests: every test gets a fresh namespace on the
+//! real RabbitMQ and Redis, starts the workers it needs (in-process or as real
+//! processes), waits by polling with a deadline, and removes what it declared.
 
+pub mod amqp;
+pub mod process;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+use taskfleet_common::store::TaskRecord;
+use taskfleet_common::{Config, Names, StateStore, TaskId, TaskState, TaskType};
+use taskfleet_producer::{EnqueueRequest, Producer};
+use taskfleet_worker::Worker;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub fn amqp_url() -> String {
+    std::env::var("TASKFLEET_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TASKFLEET_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A configuration for a fresh namespace, with fast heartbeats and short backoffs so
+/// tests finish quickly.
+pub fn test_config() -> Config {
+    let mut c = Config::default();
+    let ns = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    c.namespace = ns.parse().expect("valid namespace");
+    c.amqp_url = amqp_url();
+    c.redis_url = redis_url();
+    c.worker.heartbeat_interval = Duration::from_millis(300);
+    c.worker.lease = Duration::from_secs(2);
+    c.worker.cancel_grace = Duration::from_secs(2);
+    c.worker.drain_grace = Duration::from_secs(5);
+    c.worker.concurrency = 8;
+    c.defaults.backoff.initial = Duration::from_millis(100);
+    c.defaults.backoff.max = Duration::from_secs(2);
+    c
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// One test's fleet: its namespace, a producer, a state store, and the workers it
+/// started. Call `teardown` at the end (it also runs, best effort, on drop).
+pub struct Fleet {
+    pub config: Config,
+    pub producer: Producer,
+    pub store: StateStore,
+    workers: Vec<InProcessWorker>,
+    torn_down: bool,
+}
+
+pub struct InProcessWorker {
+    shutdown: CancellationToken,
+    abort: CancellationToken,
+    handle: JoinHandle<Result<(), taskfleet_worker::WorkerError>>,
+}
+
+impl InProcessWorker {
+    /// SIGTERM-like: drain and wait for it to finish.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.handle).await;
+    }
+
+    /// Like `kill -9` as far as this process can: no drain, nothing committed.
+    pub fn kill(self) {
+        self.abort.cancel();
+        self.handle.abort();
+    }
+}
+
+impl Fleet {
+    pub async fn new() -> Self {
+        Self::with_config(test_config()).await
+    }
+
+    pub async fn with_config(config: Config) -> Self {
+        let producer = Producer::connect(config.clone())
+            .await
+            .expect("producer connects");
+        let store = producer.store().clone();
+        Self {
+            config,
+            producer,
+            store,
+            workers: Vec::new(),
+            torn_down: false,
+        }
+    }
+
+    pub fn names(&self) -> Names {
+        Names::new(self.config.namespace.clone())
+    }
+
+    /// Starts an in-process worker built from this fleet's configuration.
+    pub async fn start_worker(&mut self) {
+        let w = Worker::new(self.config.clone()).expect("worker builds");
+        self.start_worker_with(w).await;
+    }
+
+    pub async fn start_worker_with(&mut self, worker: Worker) {
+        let w = spawn_worker(worker);
+        self.workers.push(w);
+        self.wait_for_consumers("echo", self.workers.len() as u32)
+            .await;
+    }
+
+    /// Waits until `n` consumers listen on the queue of `task_type` (a worker has
+    /// declared its queues and is consuming).
+    pub async fn wait_for_consumers(&self, task_type: &str, n: u32) {
+        let queue = self.names().queue(&task_type.parse().expect("valid type"));
+        let url = self.config.amqp_url.clone();
+        eventually(
+            Duration::from_secs(15),
+            &format!("{n} consumers on {queue}"),
+            || async {
+                amqp::queue_depth(&url, &queue)
+                    .await
+                    .filter(|(_, c)| *c >= n)
+                    .map(|_| ())
+            },
+        )
+        .await;
+    }
+
+    pub fn take_worker(&mut self, i: usize) -> InProcessWorker {
+        self.workers.remove(i)
+    }
+
+    pub async fn enqueue(&self, task_type: &str, payload: &str) -> TaskId {
+        let req = EnqueueRequest::new(task_type, payload).expect("valid request");
+        self.producer.enqueue(&req).await.expect("enqueue").id
+    }
+
+    pub async fn record(&self, id: &TaskId) -> Option<TaskRecord> {
+        self.store.get(id).await.expect("redis answers")
+    }
+
+    /// Waits until the task is in `state` and returns its record.
+    pub async fn wait_for_state(
+        &self,
+        id: &TaskId,
+        state: TaskState,
+        deadline: Duration,
+    ) -> TaskRecord {
+        eventually(deadline, &format!("task {id} to be {state}"), || async {
+            self.record(id).await.filter(|r| r.state() == Some(state))
+        })
+        .await
+    }
+
+    pub async fn stats(&self, task_type: &str) -> taskfleet_common::store::TypeStats {
+        let t: TaskType = task_type.parse().expect("valid type");
+        self.store.type_stats(&t).await.expect("redis answers")
+    }
+
+    /// Stops the workers, deletes the namespace's queues, exchanges and Redis keys.
+    pub async fn teardown(mut self) {
+        for w in self.workers.drain(..) {
+            w.stop().await;
+        }
+        self.producer.close().await;
+        cleanup(&self.config).await;
+        self.torn_down = true;
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for w in self.workers.drain(..) {
+            w.kill();
+        }
+        if !self.torn_down {
+            // A failed test still removes what it declared, on a runtime of its own.
+            let config = self.config.clone();
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Runtime::new() {
+                    rt.block_on(cleanup(&config));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+pub fn spawn_worker(worker: Worker) -> InProcessWorker {
+    let shutdown = CancellationToken::new();
+    let abort = CancellationToken::new();
+    let handle = tokio::spawn(worker.run(shutdown.clone(), abort.clone()));
+    InProcessWorker {
+        shutdown,
+        abort,
+        handle,
+    }
+}
+
+/// Removes everything a namespace declared: queues of every type seen, the dead
+/// queue, the exchanges and all Redis keys. Delay queues delete themselves
+/// (`x-expires`) but are removed here too when their names are known.
+pub async fn cleanup(config: &Config) {
+    let names = Names::new(config.namespace.clone());
+    if let Ok(store) = StateStore::connect(
+        &config.redis_url,
+        names.clone(),
+        config.retention,
+        Duration::from_secs(3),
+    )
+    .await
+    {
+        let types = store.types().await.unwrap_or_default();
+        amqp::delete_namespace(&config.amqp_url, &names, &types).await;
+        let _ = store.purge_namespace().await;
+    }
+}

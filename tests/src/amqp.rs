@@ -1,0 +1,112 @@
+//! Direct RabbitMQ access for tests: a plain client's publish, reading the dead
+//! queue, queue depths, and deleting what a namespace declared.
+
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use taskfleet_common::{Names, TaskType};
+
+pub async fn channel(url: &str) -> (Connection, Channel) {
+    let conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ reachable");
+    let ch = conn.create_channel().await.expect("channel");
+    (conn, ch)
+}
+
+/// Publishes raw bytes the way any AMQP client would (no confirm, no helper).
+pub async fn publish_raw(url: &str, exchange: &str, routing_key: &str, body: &[u8]) {
+    let (conn, ch) = channel(url).await;
+    ch.basic_publish(
+        exchange.into(),
+        routing_key.into(),
+        BasicPublishOptions::default(),
+        body,
+        BasicProperties::default().with_delivery_mode(2),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("publish sent");
+    let _ = conn.close(200, "done".into()).await;
+}
+
+/// (messages ready, consumers) of a queue, without creating it.
+pub async fn queue_depth(url: &str, queue: &str) -> Option<(u32, u32)> {
+    let (conn, ch) = channel(url).await;
+    let q = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .ok()
+        .map(|q| (q.message_count(), q.consumer_count()));
+    let _ = conn.close(200, "done".into()).await;
+    q
+}
+
+/// Takes (and acks) one message from a queue: (body, headers as strings).
+pub async fn get_one(url: &str, queue: &str) -> Option<(Vec<u8>, Vec<(String, String)>)> {
+    let (conn, ch) = channel(url).await;
+    let msg = ch
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .ok()
+        .flatten();
+    let out = msg.map(|m| {
+        let headers = m
+            .delivery
+            .properties
+            .headers()
+            .as_ref()
+            .map(|h| {
+                h.inner()
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            lapin::types::AMQPValue::LongString(s) => {
+                                String::from_utf8_lossy(s.as_bytes()).into_owned()
+                            }
+                            other => format!("{other:?}"),
+                        };
+                        (k.to_string(), v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        (m.delivery.data.clone(), headers)
+    });
+    let _ = conn.close(200, "done".into()).await;
+    out
+}
+
+pub async fn delete_namespace(url: &str, names: &Names, types: &[TaskType]) {
+    let Ok(conn) = Connection::connect(url, ConnectionProperties::default()).await else {
+        return;
+    };
+    let Ok(ch) = conn.create_channel().await else {
+        return;
+    };
+    for t in types {
+        let _ = ch
+            .queue_delete(names.queue(t).into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = ch
+        .queue_delete(names.dead().into(), QueueDeleteOptions::default())
+        .await;
+    for ex in [names.tasks_exchange(), names.dead()] {
+        let _ = ch
+            .exchange_delete(ex.into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+}
