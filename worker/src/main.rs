@@ -70,7 +70,20 @@ fn load(args: &Args) -> Result<Config, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if e.use_stderr() => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("bad usage")
+                .trim_start_matches("error: ");
+            eprintln!("taskfleet-worker: {first} (see taskfleet-worker --help)");
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     let config = match load(&args) {
         Ok(c) => c,
         Err(e) => {

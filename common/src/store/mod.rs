@@ -163,3 +163,6 @@ impl StateStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+//! The Lua side of the state machine against a real Redis: the scripts refuse exactly
+//! what `TaskState::can_transition_to` refuses, and fence on worker and attempt.
+
+use super::*;
+use crate::envelope::Envelope;
+use crate::ids::{Namespace, TaskId, TaskType, WorkerId};
+use crate::state::TaskState;
+use redis::AsyncCommands;
+
+async fn store() -> StateStore {
+    let url =
+        std::env::var("TASKFLEET_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let ns: Namespace = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+        .parse()
+        .expect("namespace");
+    StateStore::connect(
+        &url,
+        Names::new(ns),
+        Duration::from_secs(60),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("Redis reachable (run scripts/services)")
+}
+
+async fn set_record(s: &StateStore, id: &TaskId, state: TaskState, worker: &str, attempt: u32) {
+    let _: () = s
+        .conn()
+        .hset_multiple(
+            s.names.task_key(id),
+            &[
+                ("id", id.to_string()),
+                ("type", "echo".into()),
+                ("state", state.as_str().into()),
+                ("worker", worker.into()),
+                ("attempt", attempt.to_string()),
+                ("started_at", "1".into()),
+            ],
+        )
+        .await
+        .expect("hset");
+}
+
+async fn state_of(s: &StateStore, id: &TaskId) -> Option<TaskState> {
+    s.get(id).await.expect("get").and_then(|r| r.state())
+}
+
+#[tokio::test]
+async fn lua_move_refuses_exactly_what_the_table_refuses() {
+    let s = store().await;
+    let prelude = include_str!("../../lua/lib.lua")
+        .replace("__TRANSITIONS__", &crate::state::lua_transition_table());
+    let probe = redis::Script::new(&format!(
+        "{prelude}\nreturn move(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], 0, 'w', {{}}) and 1 or 0"
+    ));
+    let t: TaskType = "echo".parse().expect("type");
+    for from in TaskState::ALL {
+        for to in TaskState::ALL {
+            let id = TaskId::new();
+            set_record(&s, &id, from, "w", 1).await;
+            let applied: i64 = probe
+                .key(s.names.task_key(&id))
+                .key(s.names.stats_key(&t))
+                .key(s.names.events_channel())
+                .arg(from.as_str())
+                .arg(to.as_str())
+                .invoke_async(&mut s.conn())
+                .await
+                .expect("probe runs");
+            assert_eq!(applied == 1, from.can_transition_to(to), "{from} -> {to}");
+            let expect = if from.can_transition_to(to) { to } else { from };
+            assert_eq!(state_of(&s, &id).await, Some(expect), "{from} -> {to}");
+        }
+    }
+    s.purge_namespace().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn finish_refuses_illegal_transitions_and_stale_workers() {
+    let s = store().await;
+    let t: TaskType = "echo".parse().expect("type");
+    let w = WorkerId::from("w1".to_owned());
+    let done = Outcome::Completed { result: "1".into() };
+    // Only running (and cancelling) records of this worker and attempt accept an outcome.
+    for from in TaskState::ALL {
+        let id = TaskId::new();
+        set_record(&s, &id, from, "w1", 1).await;
+        let c = s.finish(&id, &t, &w, 1, &done).await.expect("finish runs");
+        let allowed = matches!(from, TaskState::Running | TaskState::Cancelling);
+        assert_eq!(
+            matches!(c, Commit::Applied { .. }),
+            allowed,
+            "{from}: {c:?}"
+        );
+        if !allowed {
+            assert_eq!(state_of(&s, &id).await, Some(from), "{from} unchanged");
+        }
+    }
+    // Fencing: another worker, or an older attempt, is refused.
+    let id = TaskId::new();
+    set_record(&s, &id, TaskState::Running, "w2", 2).await;
+    for (worker, attempt) in [("w1", 2), ("w2", 1)] {
+        let c = s
+            .finish(&id, &t, &WorkerId::from(worker.to_owned()), attempt, &done)
+            .await
+            .expect("finish runs");
+        assert!(
+            matches!(c, Commit::Refused { .. }),
+            "{worker}/{attempt}: {c:?}"
+        );
+    }
+    assert_eq!(state_of(&s, &id).await, Some(TaskState::Running));
+    s.purge_namespace().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn terminal_records_never_leave_their_state() {
+    let s = store().await;
+    let t: TaskType = "echo".parse().expect("type");
+    let w = WorkerId::from("w1".to_owned());
+    for terminal in [
+        TaskState::Completed,
+        TaskState::Failed,
+        TaskState::Cancelled,
+    ] {
+        let id = TaskId::new();
+        set_record(&s, &id, terminal, "w1", 1).await;
+        let env = Envelope::parse(
+            format!(r#"{{"id":"{id}","type":"echo","payload":1,"attempt":1}}"#).as_bytes(),
+            1024,
+        )
+        .expect("envelope");
+        let resolved = env.resolve(&crate::Config::default());
+        let claim = s
+            .claim(&env, &resolved, &w, Duration::from_secs(5), 5)
+            .await
+            .expect("claim");
+        assert!(matches!(claim, Claim::Drop { .. }), "{terminal}: {claim:?}");
+        let cancel = s.cancel(&id, true).await.expect("cancel");
+        assert_eq!(cancel, CancelResult::State(terminal));
+        for outcome in [
+            Outcome::Failed { error: "x".into() },
+            Outcome::Cancelled,
+            Outcome::Interrupted,
+            Outcome::Retrying {
+                error: "x".into(),
+                delay: Duration::from_secs(1),
+            },
+        ] {
+            let c = s.finish(&id, &t, &w, 1, &outcome).await.expect("finish");
+            assert!(
+                matches!(c, Commit::Refused { .. }),
+                "{terminal} {outcome:?}: {c:?}"
+            );
+        }
+        assert_eq!(state_of(&s, &id).await, Some(terminal));
+        let stats = s.type_stats(&t).await.expect("stats");
+        assert_eq!(stats, TypeStats::default(), "no counter moved");
+    }
+    s.purge_namespace().await.expect("cleanup");
+}

@@ -1,0 +1,160 @@
+//! The `taskfleet` command line: exit codes and one-line errors from the contract.
+
+use std::time::{Duration, Instant};
+use taskfleet_common::TaskState;
+use taskfleet_tests::process::cli;
+use taskfleet_tests::{Fleet, test_config};
+
+fn one_line(stderr: &str) {
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line on stderr: {stderr:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_prints_the_id_and_status_shows_the_record() {
+    let mut fleet = Fleet::new().await;
+    let (code, out, err) = cli(
+        &fleet.config,
+        &["enqueue", "echo", r#"{"k":"v"}"#, "--priority", "3"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let id: taskfleet_common::TaskId = out.trim().parse().expect("prints an id");
+    fleet.start_worker().await;
+    fleet
+        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(10))
+        .await;
+
+    let (code, out, _) = cli(&fleet.config, &["status", &id.to_string(), "--json"], None);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("--json prints JSON");
+    assert_eq!(v["state"], "completed");
+    assert_eq!(v["result"], serde_json::json!({"k": "v"}));
+    assert_eq!(v["priority"], 3);
+
+    let (code, out, _) = cli(&fleet.config, &["stats", "--json"], None);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("stats --json");
+    assert_eq!(v["types"]["echo"]["completed"], 1);
+
+    let (code, out, _) = cli(&fleet.config, &["workers", "--json"], None);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("workers --json");
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v[0]["status"], "running");
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_of_an_unknown_id_exits_1() {
+    let fleet = Fleet::new().await;
+    let (code, out, err) = cli(
+        &fleet.config,
+        &["status", "01934f9e-7a3b-7c00-8000-000000000000"],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("not found"), "{err}");
+    one_line(&err);
+    let (code, _, err) = cli(&fleet.config, &["status", "not-an-id"], None);
+    assert_eq!(code, 2, "{err}");
+    one_line(&err);
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_exits_2_with_a_one_line_reason() {
+    let fleet = Fleet::new().await;
+    for (args, needle) in [
+        (vec!["enqueue", "echo", "{not json"], "JSON"),
+        (vec!["enqueue", "Not A Type", "{}"], "task type"),
+        (
+            vec!["enqueue", "echo", "{}", "--priority", "12"],
+            "priority",
+        ),
+        (
+            vec!["enqueue", "echo", "{}", "--timeout", "soon"],
+            "timeout",
+        ),
+    ] {
+        let (code, out, err) = cli(&fleet.config, &args, None);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}");
+        assert!(
+            err.to_lowercase().contains(&needle.to_lowercase()),
+            "{args:?}: {err}"
+        );
+        one_line(&err);
+    }
+    let s = fleet.stats("echo").await;
+    assert_eq!(s.enqueued, 0, "nothing was recorded");
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_with_a_bad_line_enqueues_the_others_and_exits_2() {
+    let fleet = Fleet::new().await;
+    let (code, out, err) = cli(
+        &fleet.config,
+        &["enqueue", "echo", "--batch"],
+        Some("{\"n\":1}\n{broken\n{\"n\":3}\n"),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert_eq!(out.lines().count(), 2);
+    assert_eq!(fleet.stats("echo").await.enqueued, 2);
+    fleet.teardown().await;
+}
+
+#[test]
+fn unreachable_servers_exit_3_within_seconds() {
+    let mut config = test_config();
+    config.redis_url = "redis://127.0.0.1:1".into();
+    let started = Instant::now();
+    let (code, _, err) = cli(
+        &config,
+        &["status", "01934f9e-7a3b-7c00-8000-000000000000"],
+        None,
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("Redis unreachable"), "{err}");
+    one_line(&err);
+
+    let mut config = test_config();
+    config.amqp_url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
+    let (code, _, err) = cli(&config, &["enqueue", "echo", "{}"], None);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("RabbitMQ unreachable"), "{err}");
+    assert!(!err.contains("guest:guest"), "no password in errors: {err}");
+    one_line(&err);
+
+    // A black-holed address (nothing answers, nothing refuses) still ends in time.
+    let mut config = test_config();
+    config.redis_url = "redis://10.255.255.1:6379".into();
+    let (code, _, err) = cli(&config, &["stats"], None);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_config_value_is_refused_naming_the_key() {
+    let config = test_config();
+    let dir = std::env::temp_dir().join(format!("tf-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "[worker]\nconcurrency = 0\n").expect("write");
+    let path = file.to_string_lossy().into_owned();
+    let (code, _, err) = cli(&config, &["--config", &path, "stats"], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("worker.concurrency"), "{err}");
+    one_line(&err);
+    let _ = std::fs::remove_dir_all(dir);
+}
