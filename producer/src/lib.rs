@@ -4,10 +4,14 @@
 //! - `producer`: `Producer` — validate, record (Redis), publish (confirmed), return the id
 //! - `request`: `EnqueueRequest` and its validation
 //! - `error`: `ProducerError` and the exit codes of the contract
+//! - `dead`: the dead-letter queue: list it without consuming it, replay tasks from it
+//! - `http`: the HTTP API (`taskfleet serve`)
 //! - `cli`: the `taskfleet` command line (the binary in `main.rs` only calls `cli::run`)
 
 pub mod cli;
+pub mod dead;
 pub mod error;
+pub mod http;
 pub mod producer;
 pub mod request;
 

@@ -1,6 +1,7 @@
 //! The `taskfleet` command line: parse flags, load the configuration, run one command,
 //! and turn its error into one line on stderr and the contract's exit code.
 
+mod dead;
 mod enqueue;
 mod inspect;
 
@@ -67,6 +68,17 @@ pub enum Command {
     },
     /// Print state transitions as they happen (until Ctrl-C)
     Watch,
+    /// Serve the HTTP API
+    Serve {
+        /// Address to listen on [default: http.listen, 127.0.0.1:8080]
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// The dead-letter queue: list it, replay tasks from it
+    Dead {
+        #[command(subcommand)]
+        command: dead::DeadCommand,
+    },
 }
 
 /// Loads the configuration (defaults → file → env → flags).
@@ -102,6 +114,8 @@ pub async fn run(args: Args) -> ExitCode {
             Command::Stats { json } => inspect::stats(config, json).await,
             Command::Workers { json } => inspect::workers(config, json).await,
             Command::Watch => inspect::watch(config).await,
+            Command::Serve { listen } => serve(config, listen).await,
+            Command::Dead { command } => dead::run(config, command).await,
         }
     }
     .await;
@@ -116,4 +130,18 @@ pub async fn run(args: Args) -> ExitCode {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+async fn serve(config: Config, listen: Option<String>) -> Result<(), ProducerError> {
+    let listen = listen.unwrap_or_else(|| config.http.listen.clone());
+    let producer = crate::Producer::connect(config).await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.cancel();
+    });
+    let result = crate::http::serve(producer.clone(), &listen, shutdown).await;
+    producer.close().await;
+    result
 }
