@@ -2,8 +2,15 @@
 //! and people reading the queue can tell what happened.
 
 use crate::link::Link;
+use std::time::{SystemTime, UNIX_EPOCH};
 pub use taskfleet_common::amqp::dead::{ATTEMPTS, DeadReason, ERROR, QUEUE, REASON};
 use taskfleet_common::amqp::{AmqpError, Publish, publish_confirmed};
+
+/// When the message was dead-lettered, in ms since the Unix epoch (this worker's
+/// clock: the broker keeps no such time for messages we publish ourselves).
+/// `taskfleet dead list` shows it as "when". Belongs next to the other header names
+/// in `taskfleet_common::amqp::dead`; the producer reads the same literal.
+pub const DEAD_AT: &str = "x-taskfleet-dead-at";
 
 pub(crate) struct DeadLetter<'a> {
     pub body: &'a [u8],
@@ -20,6 +27,10 @@ pub(crate) struct DeadLetter<'a> {
 pub(crate) async fn publish(link: &Link, d: &DeadLetter<'_>) -> Result<(), AmqpError> {
     let exchange = link.names.dead();
     let error: String = d.error.chars().take(1000).collect();
+    let dead_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|t| t.as_millis() as u64)
+        .unwrap_or(0);
     let msg = Publish {
         exchange: &exchange,
         routing_key: d.task_type,
@@ -32,6 +43,7 @@ pub(crate) async fn publish(link: &Link, d: &DeadLetter<'_>) -> Result<(), AmqpE
             (ERROR, error),
             (ATTEMPTS, d.attempts.to_string()),
             (QUEUE, d.queue.to_owned()),
+            (DEAD_AT, dead_at.to_string()),
         ],
     };
     publish_confirmed(&link.publish, &msg, link.timeout).await
