@@ -21,8 +21,14 @@ pub fn bin(name: &str) -> PathBuf {
         .expect("test executable has a directory");
     let path = dir.join(name);
     BUILT.get_or_init(|| {
+        let profile: &[&str] = if dir.ends_with("release") {
+            &["--release"]
+        } else {
+            &[]
+        };
         let status = Command::new(env!("CARGO"))
             .args(["build", "--workspace", "--bins", "--quiet"])
+            .args(profile)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("cargo runs");

@@ -1,0 +1,225 @@
+//! `scripts/bench`: the speed targets of DESIGN.md, measured on this machine against
+//! the real servers, with release worker processes.
+//!
+//! 1. throughput: N no-op (`echo`) tasks pre-enqueued, then two workers drain them;
+//!    tasks/s from the first start to the last finish (Redis clock), full status kept.
+//! 2. start latency p50/p99 at about half the measured throughput (created → started).
+//! 3. cancel latency p50/p99 of running `sleep` tasks (cancel requested → cancelled).
+//! 4. Redis memory per finished task (`MEMORY USAGE` of a sample of records).
+
+use redis::AsyncCommands;
+use std::time::{Duration, Instant};
+use taskfleet_common::{TaskId, TaskState};
+use taskfleet_producer::{EnqueueRequest, Producer};
+use taskfleet_tests::process::WorkerProcess;
+use taskfleet_tests::{cleanup, eventually, test_config};
+
+fn percentile(v: &mut [u64], p: f64) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn enqueue_many(
+    producer: &Producer,
+    n: usize,
+    task_type: &str,
+    payload: &str,
+) -> Vec<TaskId> {
+    use futures_util::StreamExt;
+    let req = EnqueueRequest::new(task_type, payload).expect("request");
+    futures_util::stream::iter(0..n)
+        .map(|_| {
+            let req = req.clone();
+            async move { producer.enqueue(&req).await.expect("enqueue").id }
+        })
+        .buffered(512)
+        .collect()
+        .await
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let concurrency = std::env::var("BENCH_CONCURRENCY").unwrap_or_else(|_| "64".into());
+    let mut config = test_config();
+    config.worker.heartbeat_interval = Duration::from_secs(2);
+    config.worker.lease = Duration::from_secs(10);
+    let producer = Producer::connect(config.clone())
+        .await
+        .expect("producer connects");
+    let store = producer.store().clone();
+    let dir = std::env::temp_dir();
+
+    // 1. Throughput.
+    let t0 = Instant::now();
+    let ids = enqueue_many(&producer, n, "echo", "{}").await;
+    let enqueue_rate = n as f64 / t0.elapsed().as_secs_f64();
+    let args = [
+        "--types",
+        "echo,sleep",
+        "--concurrency",
+        concurrency.as_str(),
+    ];
+    let workers: Vec<WorkerProcess> = (0..2)
+        .map(|i| WorkerProcess::start(&config, &args, &dir.join(format!("bench-worker-{i}.log"))))
+        .collect();
+    let t = "echo".parse().expect("type");
+    eventually(Duration::from_secs(600), "all tasks completed", || async {
+        let s = store.type_stats(&t).await.ok()?;
+        (s.completed as usize >= n).then_some(())
+    })
+    .await;
+    let mut first_start = u64::MAX;
+    let mut last_finish: u64 = 0;
+    for id in &ids {
+        if let Ok(Some(r)) = store.get(id).await {
+            first_start = first_start.min(
+                r.get("started_at")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(u64::MAX),
+            );
+            last_finish = last_finish.max(
+                r.get("finished_at")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            );
+        }
+    }
+    let secs = (last_finish.saturating_sub(first_start)) as f64 / 1000.0;
+    let throughput = n as f64 / secs.max(0.001);
+    println!(
+        "throughput: {n} echo tasks in {secs:.2}s = {throughput:.0} tasks/s (2 workers x concurrency {concurrency}); enqueue {enqueue_rate:.0}/s"
+    );
+
+    // 4. Memory per finished record.
+    let mut conn = redis::Client::open(config.redis_url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let names = taskfleet_common::Names::new(config.namespace.clone());
+    let mut bytes = Vec::new();
+    for id in ids.iter().step_by((n / 200).max(1)) {
+        let b: Option<u64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(names.task_key(id))
+            .query_async(&mut conn)
+            .await
+            .ok()
+            .flatten();
+        bytes.extend(b);
+    }
+    let avg = bytes.iter().sum::<u64>() / bytes.len().max(1) as u64;
+    println!(
+        "redis memory per finished task: {avg} bytes (MEMORY USAGE, mean of {} records)",
+        bytes.len()
+    );
+
+    // 2. Start latency at about half load: paced enqueues for a few seconds.
+    let rate = (throughput / 2.0).clamp(100.0, 20_000.0);
+    let count = (rate * 5.0) as usize;
+    let gap = Duration::from_secs_f64(1.0 / rate);
+    let mut paced = Vec::with_capacity(count);
+    let started = Instant::now();
+    let mut pending = futures_util::stream::FuturesUnordered::new();
+    use futures_util::StreamExt;
+    for i in 0..count {
+        let due = started + gap * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let p = producer.clone();
+        pending.push(async move {
+            let req = EnqueueRequest::new("echo", "{}").expect("request");
+            p.enqueue(&req).await.expect("enqueue").id
+        });
+        while let Some(Some(id)) = futures_util::FutureExt::now_or_never(pending.next()) {
+            paced.push(id);
+        }
+    }
+    while let Some(id) = pending.next().await {
+        paced.push(id);
+    }
+    eventually(
+        Duration::from_secs(120),
+        "paced tasks completed",
+        || async {
+            let s = store.type_stats(&t).await.ok()?;
+            (s.completed as usize >= n + count).then_some(())
+        },
+    )
+    .await;
+    let mut lat = Vec::new();
+    for id in &paced {
+        if let Ok(Some(r)) = store.get(id).await {
+            let c: Option<u64> = r.get("created_at").and_then(|v| v.parse().ok());
+            let s: Option<u64> = r.get("started_at").and_then(|v| v.parse().ok());
+            if let (Some(c), Some(s)) = (c, s) {
+                lat.push(s.saturating_sub(c));
+            }
+        }
+    }
+    println!(
+        "start latency at {rate:.0} tasks/s: p50 {} ms, p99 {} ms ({} tasks)",
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99),
+        lat.len()
+    );
+
+    // 3. Cancel latency of running sleep tasks.
+    let sleeps = enqueue_many(&producer, 100, "sleep", r#"{"ms":60000}"#).await;
+    for id in &sleeps {
+        eventually(Duration::from_secs(30), "sleep running", || async {
+            store
+                .get(id)
+                .await
+                .ok()
+                .flatten()
+                .filter(|r| r.state() == Some(TaskState::Running))
+                .map(|_| ())
+        })
+        .await;
+    }
+    for id in &sleeps {
+        store.cancel(id, true).await.expect("cancel");
+    }
+    let mut cancel = Vec::new();
+    for id in &sleeps {
+        let r = eventually(Duration::from_secs(30), "cancelled", || async {
+            store
+                .get(id)
+                .await
+                .ok()
+                .flatten()
+                .filter(|r| r.state() == Some(TaskState::Cancelled))
+        })
+        .await;
+        let req: u64 = r
+            .get("cancel_requested_at")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let fin: u64 = r
+            .get("finished_at")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        cancel.push(fin.saturating_sub(req));
+    }
+    println!(
+        "cancel latency: p50 {} ms, p99 {} ms ({} running sleep tasks)",
+        percentile(&mut cancel, 0.5),
+        percentile(&mut cancel, 0.99),
+        cancel.len()
+    );
+
+    for w in &workers {
+        w.signal(nix::sys::signal::Signal::SIGTERM);
+    }
+    drop(workers);
+    let _: Result<(), _> = conn.del::<_, ()>(names.types_key()).await;
+    producer.close().await;
+    cleanup(&config).await;
+}
