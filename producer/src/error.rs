@@ -16,6 +16,9 @@ pub enum ProducerError {
     /// The request was understood but refused (exit 1).
     #[error("{0}")]
     Refused(String),
+    /// Some lines of a batch were refused, each already reported on its own line.
+    #[error("{refused} line(s) of the batch refused (see above); the other lines were enqueued")]
+    BatchRefused { refused: usize, code: u8 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -39,6 +42,7 @@ impl ProducerError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ProducerError::Invalid(_) => 2,
+            ProducerError::BatchRefused { code, .. } => *code,
             ProducerError::NotFound(_) | ProducerError::Refused(_) => 1,
             ProducerError::Store(e) if e.is_connection_error() => 3,
             ProducerError::Amqp(e) if e.is_connection_error() => 3,

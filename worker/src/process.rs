@@ -376,22 +376,29 @@ async fn dead_letter(link: &Link, delivery: &Delivery, d: &DeadLetter<'_>) {
     }
 }
 
-/// Results over the limit are stored as a JSON string with a marker.
+/// Results over the limit are stored as a JSON string with a marker, never longer than
+/// `limit` once encoded (escaping can grow the kept text, so the cut shrinks until it fits).
 fn truncate_result(json: String, limit: usize) -> String {
     if json.len() <= limit {
         return json;
     }
     let mut cut = limit.saturating_sub(64);
-    while !json.is_char_boundary(cut) {
-        cut -= 1;
+    loop {
+        while !json.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let marked = format!(
+            "{}…[truncated: {} of {} bytes kept]",
+            &json[..cut],
+            cut,
+            json.len()
+        );
+        let encoded = serde_json::Value::String(marked).to_string();
+        if encoded.len() <= limit || cut == 0 {
+            return encoded;
+        }
+        cut = cut.saturating_sub((encoded.len() - limit).max(1));
     }
-    serde_json::Value::String(format!(
-        "{}…[truncated: {} of {} bytes kept]",
-        &json[..cut],
-        cut,
-        json.len()
-    ))
-    .to_string()
 }
 
 /// Progress and checkpoints go to the store, fenced on this worker and attempt.
@@ -436,7 +443,9 @@ mod tests {
     fn long_results_are_truncated_with_a_marker() {
         let long = format!("\"{}\"", "é".repeat(1000));
         let t = truncate_result(long.clone(), 200);
-        assert!(t.len() <= 300, "{}", t.len());
+        assert!(t.len() <= 200, "{}", t.len());
+        let quotes = serde_json::json!(vec!["a"; 500]).to_string();
+        assert!(truncate_result(quotes, 1000).len() <= 1000);
         assert!(t.contains("truncated"), "{t}");
         assert!(serde_json::from_str::<serde_json::Value>(&t).is_ok());
         assert_eq!(truncate_result("42".into(), 200), "42");

@@ -16,7 +16,7 @@ const BATCH_WINDOW: usize = 256;
 pub struct EnqueueArgs {
     /// Task type (the routing key)
     pub task_type: String,
-    /// JSON payload (default `{}`)
+    /// JSON payload (default `{}`); `-` reads it from stdin
     pub payload: Option<String>,
     /// Priority 0-9 (higher runs first)
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
@@ -52,7 +52,12 @@ pub async fn run(config: Config, args: EnqueueArgs) -> Result<()> {
         args.request("{}")?;
         None
     } else {
-        let req = args.request(args.payload.as_deref().unwrap_or("{}"))?;
+        let payload = match args.payload.as_deref() {
+            Some("-") => read_stdin(config.payload_limit).await?,
+            Some(p) => p.to_owned(),
+            None => "{}".to_owned(),
+        };
+        let req = args.request(&payload)?;
         req.validate(config.payload_limit)?;
         Some(req)
     };
@@ -98,7 +103,8 @@ async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
     let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
     // Every line is its own task: a bad line is reported and the rest go on, so no
     // enqueue is ever abandoned half-way (between its record and its publish).
-    let mut outcome = Ok(());
+    let mut refused = 0usize;
+    let mut worst_code = 0u8;
     while let Some(r) = results.next().await {
         match r {
             Ok(done) => {
@@ -109,9 +115,8 @@ async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
             }
             Err(e) => {
                 eprintln!("taskfleet: {e}");
-                if outcome.as_ref().is_ok_and(|_| true) || e.exit_code() == 3 {
-                    outcome = Err(e);
-                }
+                refused += 1;
+                worst_code = worst_code.max(e.exit_code());
             }
         }
     }
@@ -119,7 +124,14 @@ async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
     if let Some(b) = bar {
         b.finish();
     }
-    outcome
+    if refused == 0 {
+        Ok(())
+    } else {
+        Err(ProducerError::BatchRefused {
+            refused,
+            code: worst_code,
+        })
+    }
 }
 
 fn tokio_lines<R: tokio::io::AsyncRead + Unpin>(
@@ -132,4 +144,22 @@ fn tokio_lines<R: tokio::io::AsyncRead + Unpin>(
             Err(e) => Some((Err(e), lines)),
         }
     })
+}
+
+/// The whole of stdin, refusing more than the payload limit without reading it all.
+async fn read_stdin(limit: usize) -> Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    tokio::io::stdin()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| ProducerError::Invalid(format!("reading the payload from stdin: {e}")))?;
+    if buf.len() > limit {
+        return Err(ProducerError::Invalid(format!(
+            "payload exceeds the limit of {limit} bytes (payload_limit)"
+        )));
+    }
+    String::from_utf8(buf)
+        .map_err(|_| ProducerError::Invalid("payload on stdin is not UTF-8".into()))
 }

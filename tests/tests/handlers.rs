@@ -1,0 +1,754 @@
+//! Issue 6: handlers people can write — exec tasks in any language (here Python),
+//! progress, checkpoints, timeouts, cancellation of whole process trees, priority,
+//! idempotent enqueue, payload and result limits, and the Rust example handler.
+
+#[path = "../../worker/examples/resize.rs"]
+mod resize;
+
+use futures_util::StreamExt;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use taskfleet_common::config::TypeConfig;
+use taskfleet_common::{Config, TaskId, TaskState};
+use taskfleet_producer::EnqueueRequest;
+use taskfleet_tests::process::{WorkerProcess, bin, cli, env_for};
+use taskfleet_tests::{Fleet, amqp, eventually, test_config};
+use taskfleet_worker::Worker;
+
+/// A directory of its own for one test's scripts and files, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("tf-handlers-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write scratch file");
+        path
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.path(name)).ok()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Declares `name` as an exec type running `python3 SCRIPT SCRATCH_DIR`.
+fn python_type(config: &mut Config, name: &str, script: &Path, max_attempts: Option<u32>) {
+    let dir = script.parent().expect("script in a directory");
+    config.types.insert(
+        name.into(),
+        TypeConfig {
+            exec: Some(vec![
+                "python3".into(),
+                script.display().to_string(),
+                dir.display().to_string(),
+            ]),
+            max_attempts,
+            ..Default::default()
+        },
+    );
+}
+
+fn json_of(text: Option<&str>) -> Value {
+    serde_json::from_str(text.expect("field present")).expect("field holds JSON")
+}
+
+fn ms(r: &taskfleet_common::store::TaskRecord, field: &str) -> u64 {
+    r.get(field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{field} is a timestamp in {r:?}"))
+}
+
+/// Whether `pid` is a live process; a zombie (dead, waiting to be reaped by its
+/// parent) counts as gone.
+fn alive(pid: i32) -> bool {
+    if kill(Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, None | Some("Z") | Some("X"))
+}
+
+/// Pids a script wrote to `name`, once the file is there.
+async fn pids_in(scratch: &Scratch, name: &str) -> Vec<i32> {
+    eventually(
+        Duration::from_secs(15),
+        &format!("{name} written"),
+        || async {
+            scratch.text(name).map(|t| {
+                t.split_whitespace()
+                    .map(|p| p.parse().expect("a pid"))
+                    .collect()
+            })
+        },
+    )
+    .await
+}
+
+async fn assert_all_gone(pids: &[i32], deadline: Duration) {
+    eventually(
+        deadline,
+        &format!("processes {pids:?} to be gone"),
+        || async { pids.iter().all(|&p| !alive(p)).then_some(()) },
+    )
+    .await;
+}
+
+const PROGRESS_SCRIPT: &str = r#"
+import json, os, sys, time
+payload = json.load(sys.stdin)
+print("::progress:: 40 halfway there", flush=True)
+go = os.path.join(sys.argv[1], "go")
+deadline = time.time() + 30
+while not os.path.exists(go) and time.time() < deadline:
+    time.sleep(0.02)
+print(json.dumps({
+    "sum": payload["a"] + payload["b"],
+    "id": os.environ["TASKFLEET_TASK_ID"],
+    "type": os.environ["TASKFLEET_TASK_TYPE"],
+    "attempt": os.environ["TASKFLEET_ATTEMPT"],
+    "checkpoint": os.environ.get("TASKFLEET_CHECKPOINT"),
+}))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_exec_task_completes_with_stdout_as_result_and_reports_progress() {
+    let scratch = Scratch::new();
+    let script = scratch.write("job.py", PROGRESS_SCRIPT);
+    let mut config = test_config();
+    python_type(&mut config, "pyjob", &script, None);
+    let mut fleet = Fleet::with_config(config).await;
+    let mut events = fleet.store.pubsub().await.expect("pubsub");
+    events
+        .subscribe(fleet.names().events_channel())
+        .await
+        .expect("subscribe");
+    fleet.start_worker().await;
+
+    let id = fleet.enqueue("pyjob", r#"{"a":2,"b":3}"#).await;
+    // The script holds at 40 % until the test has seen it in the record.
+    let r = eventually(
+        Duration::from_secs(15),
+        "progress 40 in the record",
+        || async {
+            fleet
+                .record(&id)
+                .await
+                .filter(|r| r.get("progress") == Some("40"))
+        },
+    )
+    .await;
+    assert_eq!(r.state(), Some(TaskState::Running));
+    assert_eq!(r.get("progress_message"), Some("halfway there"));
+    let mut messages = events.on_message();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let event = loop {
+        let msg = tokio::time::timeout_at(deadline, messages.next())
+            .await
+            .expect("a progress event within 5 s")
+            .expect("subscribed");
+        let event: Value =
+            serde_json::from_str(&msg.get_payload::<String>().expect("text")).expect("JSON");
+        if event.get("progress") == Some(&json!("40")) {
+            break event;
+        }
+    };
+    assert_eq!(event["id"], id.to_string());
+    assert_eq!(event["progress_message"], "halfway there");
+    drop(messages);
+
+    scratch.write("go", "");
+    let r = fleet
+        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(15))
+        .await;
+    assert_eq!(
+        json_of(r.get("result")),
+        json!({"sum": 5, "id": id.to_string(), "type": "pyjob", "attempt": "1", "checkpoint": null}),
+        "stdout is the result; the environment names the task"
+    );
+    assert_eq!(r.attempt(), 1);
+    fleet.teardown().await;
+}
+
+const CHECKPOINT_SCRIPT: &str = r#"
+import json, os, sys
+checkpoint = os.environ.get("TASKFLEET_CHECKPOINT")
+if checkpoint is None:
+    print('::checkpoint:: {"step": 3, "of": 5}')
+    print("crashed at step 4", file=sys.stderr)
+    sys.exit(1)
+print(json.dumps({"resumed_from": json.loads(checkpoint), "attempt": int(os.environ["TASKFLEET_ATTEMPT"])}))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_checkpoint_of_a_failed_attempt_is_handed_to_the_next() {
+    let scratch = Scratch::new();
+    let script = scratch.write("job.py", CHECKPOINT_SCRIPT);
+    let mut config = test_config();
+    python_type(&mut config, "pyjob", &script, Some(3));
+    let mut fleet = Fleet::with_config(config).await;
+    fleet.start_worker().await;
+
+    let id = fleet.enqueue("pyjob", "{}").await;
+    let r = fleet
+        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(20))
+        .await;
+    assert_eq!(
+        json_of(r.get("result")),
+        json!({"resumed_from": {"step": 3, "of": 5}, "attempt": 2}),
+        "the second attempt got the first one's checkpoint in TASKFLEET_CHECKPOINT"
+    );
+    assert_eq!(r.attempt(), 2);
+    assert_eq!(json_of(r.get("checkpoint")), json!({"step": 3, "of": 5}));
+    let s = fleet.stats("pyjob").await;
+    assert_eq!(
+        (s.enqueued, s.completed, s.retried, s.failed, s.live()),
+        (1, 1, 1, 0, 0)
+    );
+    fleet.teardown().await;
+}
+
+const PERMANENT_SCRIPT: &str = r#"
+import sys
+sys.stderr.write("noise\n" * 20000)
+sys.stderr.write("no such customer: 42\n")
+sys.exit(65)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_exit_65_fails_at_once_without_retry_with_the_stderr_tail() {
+    let scratch = Scratch::new();
+    let script = scratch.write("job.py", PERMANENT_SCRIPT);
+    let mut config = test_config();
+    python_type(&mut config, "pyjob", &script, Some(5));
+    let mut fleet = Fleet::with_config(config).await;
+    fleet.start_worker().await;
+
+    let id = fleet.enqueue("pyjob", "{}").await;
+    let r = fleet
+        .wait_for_state(&id, TaskState::Failed, Duration::from_secs(15))
+        .await;
+    assert_eq!(r.attempt(), 1, "no second attempt");
+    let error = r.get("error").expect("an error");
+    assert!(error.contains("exit 65"), "{error}");
+    assert!(
+        error.ends_with("no such customer: 42"),
+        "stderr's tail: {error}"
+    );
+    assert!(
+        error.len() < 4096,
+        "stderr is bounded in the error: {} bytes",
+        error.len()
+    );
+    let s = fleet.stats("pyjob").await;
+    assert_eq!(
+        (s.enqueued, s.failed, s.retried, s.completed, s.live()),
+        (1, 1, 0, 0, 0)
+    );
+    fleet.teardown().await;
+}
+
+const SLOW_SCRIPT: &str = r#"
+import os, sys, time
+with open(os.path.join(sys.argv[1], "pid.tmp"), "w") as f:
+    f.write(str(os.getpid()))
+os.rename(os.path.join(sys.argv[1], "pid.tmp"), os.path.join(sys.argv[1], "pid"))
+time.sleep(60)
+print("too late")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_task_past_its_timeout_fails_with_a_timeout_error() {
+    let scratch = Scratch::new();
+    let script = scratch.write("job.py", SLOW_SCRIPT);
+    let mut config = test_config();
+    python_type(&mut config, "pyjob", &script, None);
+    let mut fleet = Fleet::with_config(config).await;
+    fleet.start_worker().await;
+
+    let (code, out, err) = cli(
+        &fleet.config,
+        &[
+            "enqueue",
+            "pyjob",
+            "{}",
+            "--timeout",
+            "800ms",
+            "--max-attempts",
+            "1",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let id: TaskId = out.trim().parse().expect("an id");
+    let pids = pids_in(&scratch, "pid").await;
+    let r = fleet
+        .wait_for_state(&id, TaskState::Failed, Duration::from_secs(15))
+        .await;
+    let error = r.get("error").expect("an error");
+    assert!(error.contains("timed out after 800ms"), "{error}");
+    assert_eq!(r.attempt(), 1);
+    let ran = ms(&r, "finished_at") - ms(&r, "started_at");
+    assert!(
+        (800..5_000).contains(&ran),
+        "stopped soon after its timeout: ran {ran} ms"
+    );
+    assert!(r.get("result").is_none(), "{r:?}");
+    assert_all_gone(&pids, Duration::from_secs(5)).await;
+    let s = fleet.stats("pyjob").await;
+    assert_eq!((s.failed, s.retried, s.completed, s.live()), (1, 0, 0, 0));
+    fleet.teardown().await;
+}
+
+/// Starts a grandchild `sleep 300` (in the same process group), writes both pids,
+/// then waits on the grandchild. `IGNORE_TERM` makes both deaf to SIGTERM.
+const TREE_SCRIPT: &str = r#"
+import os, signal, subprocess, sys
+if IGNORE_TERM:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = subprocess.Popen(["sleep", "300"])
+with open(os.path.join(sys.argv[1], "pids.tmp"), "w") as f:
+    f.write(f"{os.getpid()} {child.pid}")
+os.rename(os.path.join(sys.argv[1], "pids.tmp"), os.path.join(sys.argv[1], "pids"))
+print("::progress:: 10 started", flush=True)
+child.wait()
+"#;
+
+/// Cancels a running exec task whose program has a child, and checks that the task
+/// ends `cancelled` and both processes are gone. Returns how long the cancel took (ms).
+async fn cancel_process_tree(ignore_term: bool, grace: Duration) -> u64 {
+    let scratch = Scratch::new();
+    let script = scratch.write(
+        "tree.py",
+        &TREE_SCRIPT.replace("IGNORE_TERM", if ignore_term { "True" } else { "False" }),
+    );
+    let mut config = test_config();
+    config.worker.cancel_grace = grace;
+    python_type(&mut config, "pyjob", &script, None);
+    let mut fleet = Fleet::with_config(config).await;
+    fleet.start_worker().await;
+
+    let id = fleet.enqueue("pyjob", "{}").await;
+    let pids = pids_in(&scratch, "pids").await;
+    assert_eq!(pids.len(), 2);
+    assert!(
+        pids.iter().all(|&p| alive(p)),
+        "script and grandchild run: {pids:?}"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "progress 10 in the record",
+        || async {
+            fleet
+                .record(&id)
+                .await
+                .filter(|r| r.get("progress") == Some("10"))
+        },
+    )
+    .await;
+
+    let (code, out, err) = cli(&fleet.config, &["cancel", &id.to_string()], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        ["cancelling", "cancelled"].contains(&out.trim()),
+        "cancel prints the state: {out}"
+    );
+    let r = fleet
+        .wait_for_state(&id, TaskState::Cancelled, Duration::from_secs(15))
+        .await;
+    assert_all_gone(&pids, Duration::from_secs(5)).await;
+    let s = fleet.stats("pyjob").await;
+    assert_eq!((s.cancelled, s.failed, s.retried, s.live()), (1, 0, 0, 0));
+    let took = ms(&r, "finished_at") - ms(&r, "cancel_requested_at");
+    eprintln!("cancel (ignore SIGTERM: {ignore_term}): cancelled {took} ms after the request");
+    fleet.teardown().await;
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_an_exec_task_leaves_no_child_process_behind() {
+    let took = cancel_process_tree(false, Duration::from_secs(5)).await;
+    assert!(
+        took < 2_000,
+        "SIGTERM stops a polite program at once, not after the 5 s grace: {took} ms"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_program_ignoring_sigterm_is_killed_after_the_grace_period() {
+    let took = cancel_process_tree(true, Duration::from_millis(700)).await;
+    assert!(
+        (700..5_000).contains(&took),
+        "SIGKILL after the grace period: {took} ms"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_9_task_runs_before_30_queued_priority_0_tasks() {
+    let mut config = test_config();
+    config.worker.concurrency = 1;
+    let mut fleet = Fleet::with_config(config).await;
+    // Everything is queued before the one free slot opens.
+    let mut low = Vec::new();
+    for _ in 0..30 {
+        low.push(fleet.enqueue("sleep", r#"{"ms":20}"#).await);
+    }
+    let (code, out, err) = cli(
+        &fleet.config,
+        &["enqueue", "sleep", r#"{"ms":20}"#, "--priority", "9"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let high: TaskId = out.trim().parse().expect("an id");
+    fleet.start_worker().await;
+
+    eventually(Duration::from_secs(30), "31 tasks completed", || async {
+        let s = fleet.stats("sleep").await;
+        (s.completed == 31).then_some(())
+    })
+    .await;
+    let h = fleet.record(&high).await.expect("record");
+    assert_eq!(h.get("priority"), Some("9"));
+    let high_started = ms(&h, "started_at");
+    let mut before = 0;
+    for id in &low {
+        let r = fleet.record(id).await.expect("record");
+        assert_eq!(r.get("priority"), Some("0"));
+        if ms(&r, "started_at") < high_started {
+            before += 1;
+        }
+    }
+    eprintln!("priority: {before} of 30 priority-0 tasks started before the priority-9 one");
+    assert!(
+        before <= 1,
+        "the priority-9 task overtakes nearly all 30 queued ones; {before} started before it"
+    );
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_idempotency_key_twice_gives_one_id_and_one_execution() {
+    let mut fleet = Fleet::new().await;
+    let args = ["enqueue", "echo", r#"{"order":42}"#, "--key", "order-42"];
+    let (code, first, err) = cli(&fleet.config, &args, None);
+    assert_eq!(code, 0, "{err}");
+    let (code, second, err) = cli(&fleet.config, &args, None);
+    assert_eq!(code, 0, "{err}");
+    let id: TaskId = first.trim().parse().expect("an id");
+    assert_eq!(second.trim(), first.trim(), "the same id both times");
+
+    let queue = fleet.names().queue(&"echo".parse().expect("type"));
+    let (ready, _) = amqp::queue_depth(&fleet.config.amqp_url, &queue)
+        .await
+        .expect("queue exists");
+    assert_eq!(ready, 1, "published once");
+
+    fleet.start_worker().await;
+    let r = fleet
+        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(10))
+        .await;
+    assert_eq!(r.get("result"), Some(r#"{"order":42}"#));
+    // Still the same task after it finished (within the retention period).
+    let (code, third, err) = cli(&fleet.config, &args, None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(third.trim(), first.trim());
+    let s = fleet.stats("echo").await;
+    assert_eq!((s.enqueued, s.completed, s.live()), (1, 1, 0));
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_over_the_limit_is_refused_with_exit_2() {
+    let fleet = Fleet::new().await;
+    let big = format!("{{\"blob\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    // A 2 MB argument exceeds what Linux passes in one argv string (128 KiB), so the
+    // 2 MB payload goes through stdin.
+    let (code, out, err) = cli(
+        &fleet.config,
+        &["enqueue", "echo", "--batch"],
+        Some(&format!("{big}\n")),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(out.trim().is_empty(), "no id printed: {out}");
+    assert!(err.contains("exceeds the limit"), "{err}");
+
+    // The single form, against a lower limit that fits on a command line.
+    let medium = format!("{{\"blob\":\"{}\"}}", "x".repeat(100_000));
+    let small_limit = std::process::Command::new(bin("taskfleet"))
+        .args(["enqueue", "echo", &medium])
+        .envs(env_for(&fleet.config))
+        .env_remove("TASKFLEET_CONFIG")
+        .env("TASKFLEET_PAYLOAD_LIMIT", "65536")
+        .output()
+        .expect("taskfleet runs");
+    let stderr = String::from_utf8_lossy(&small_limit.stderr);
+    assert_eq!(small_limit.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("payload_limit"), "{stderr}");
+
+    let req = EnqueueRequest::new("echo", &big).expect("valid JSON");
+    let e = fleet
+        .producer
+        .enqueue(&req)
+        .await
+        .expect_err("refused by the library too");
+    assert_eq!(e.exit_code(), 2, "{e}");
+    let s = fleet.stats("echo").await;
+    assert_eq!(s.enqueued, 0, "nothing recorded");
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_over_the_limit_are_stored_truncated_with_a_marker() {
+    let mut config = test_config();
+    config.result_limit = 1000;
+    let mut fleet = Fleet::with_config(config).await;
+    fleet.start_worker().await;
+    let long = format!("\"{}\"", "x".repeat(5000));
+    let id = fleet.enqueue("echo", &long).await;
+    let r = fleet
+        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(10))
+        .await;
+    let stored = r.get("result").expect("a result");
+    assert!(stored.len() <= 1000, "{} bytes stored", stored.len());
+    let Value::String(text) = json_of(Some(stored)) else {
+        panic!("a truncated result is a JSON string: {stored}");
+    };
+    assert!(text.starts_with("\"xxxx"), "keeps the head: {text}");
+    assert!(
+        text.ends_with("bytes kept]") && text.contains("of 5002 bytes"),
+        "a marker says what was cut: {text}"
+    );
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_result_stays_within_the_limit_when_escaping_grows_it() {
+    let mut config = test_config();
+    config.result_limit = 1000;
+    let mut fleet = Fleet::with_config(config).await;
+    fleet.start_worker().await;
+    // Every `"` of the cut JSON text becomes `\"` inside the marker string.
+    let quotes = serde_json::to_string(&vec!["a"; 1000]).expect("json");
+    let id = fleet.enqueue("echo", &quotes).await;
+    let r = fleet
+        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(10))
+        .await;
+    let stored = r.get("result").expect("a result");
+    assert!(stored.contains("truncated"), "{stored}");
+    assert!(
+        stored.len() <= 1000,
+        "result_limit is 1000 bytes; {} stored",
+        stored.len()
+    );
+    fleet.teardown().await;
+}
+
+const CHATTY_SCRIPT: &str = r#"
+import sys
+chunk = b"x" * 65536
+for _ in range(800):  # 50 MiB on stdout, without a single newline
+    sys.stdout.buffer.write(chunk)
+line = b"e" * 1023 + b"\n"
+for _ in range(10240):  # 10 MiB on stderr
+    sys.stderr.buffer.write(line)
+"#;
+
+/// /proc/PID/status VmHWM (peak resident memory) in KiB.
+fn peak_rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chatty_exec_program_does_not_exhaust_worker_memory() {
+    let scratch = Scratch::new();
+    let script = scratch.write("chatty.py", CHATTY_SCRIPT);
+    // The exec type comes from a config file, as an operator would write it.
+    let config_file = scratch.write(
+        "taskfleet.toml",
+        &format!(
+            "[types.chatty]\nexec = [\"python3\", {:?}]\nmax_attempts = 1\n",
+            script.display().to_string()
+        ),
+    );
+    let fleet = Fleet::new().await;
+    let mut worker = WorkerProcess::start(
+        &fleet.config,
+        &["--config", &config_file.display().to_string()],
+        &scratch.path("worker.log"),
+    );
+    fleet.wait_for_consumers("chatty", 1).await;
+    let before = peak_rss_kib(worker.pid());
+
+    let id = fleet.enqueue("chatty", "{}").await;
+    let r = fleet
+        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(60))
+        .await;
+    let peak = peak_rss_kib(worker.pid());
+    assert!(
+        worker.try_exit().is_none(),
+        "the worker survived: {:?}",
+        scratch.text("worker.log")
+    );
+    let grew_mib = peak.saturating_sub(before) / 1024;
+    eprintln!("chatty: worker peak RSS {before} KiB -> {peak} KiB");
+    assert!(
+        grew_mib < 25,
+        "60 MiB of output raised the worker's peak memory by {grew_mib} MiB ({before} -> {peak} KiB)"
+    );
+    let stored = r.get("result").expect("a result");
+    assert!(
+        stored.len() <= fleet.config.result_limit,
+        "{} bytes stored",
+        stored.len()
+    );
+    let Value::String(text) = json_of(Some(stored)) else {
+        panic!("non-JSON output is stored as a JSON string");
+    };
+    let kept_of: usize = text
+        .rsplit_once(" of ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a truncation marker: {}", &text[text.len() - 80..]));
+    assert!(
+        kept_of <= fleet.config.worker.exec_output_limit + 2,
+        "stdout was bounded at exec_output_limit before the result limit: {kept_of}"
+    );
+    drop(worker);
+    fleet.teardown().await;
+}
+
+/// A 4×4 plain PGM with pixel values 0..=15, row by row.
+const GRADIENT: &str = "P2\n# a test image\n4 4\n15\n0 1 2 3\n4 5 6 7\n8 9 10 11\n12 13 14 15\n";
+/// `GRADIENT` scaled to 2×2 by nearest neighbour.
+const GRADIENT_2X2: &str = "P2\n2 2\n15\n0 2\n8 10\n";
+
+async fn fleet_with_resize(max_attempts: u32) -> Fleet {
+    let mut config = test_config();
+    config.types.insert(
+        "resize".into(),
+        TypeConfig {
+            max_attempts: Some(max_attempts),
+            ..Default::default()
+        },
+    );
+    let mut fleet = Fleet::with_config(config).await;
+    let worker = Worker::new(fleet.config.clone())
+        .expect("worker builds")
+        .handler("resize", resize::Resize)
+        .expect("valid type");
+    fleet.start_worker_with(worker).await;
+    fleet
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_example_resumes_from_its_checkpoint_after_a_retry() {
+    let scratch = Scratch::new();
+    let fleet = fleet_with_resize(30).await;
+    let a = scratch.write("a.pgm", GRADIENT);
+    let b = scratch.write("b.pgm", GRADIENT);
+    let c = scratch.path("c.pgm"); // not there yet
+    let image = |src: &Path, dst: &str| json!({"src": src, "dst": scratch.path(dst)});
+    let payload = json!({
+        "images": [image(&a, "a-2x2.pgm"), image(&b, "b-2x2.pgm"), image(&c, "c-2x2.pgm")],
+        "width": 2,
+        "height": 2,
+    });
+    let id = fleet.enqueue("resize", &payload.to_string()).await;
+
+    // The first attempt makes two thumbnails, checkpoints, then fails on the third.
+    let r = eventually(
+        Duration::from_secs(15),
+        "checkpoint after two images and a retryable error",
+        || async {
+            fleet.record(&id).await.filter(|r| {
+                r.get("checkpoint") == Some(r#"{"done":2}"#)
+                    && r.get("error").is_some_and(|e| e.contains("c.pgm"))
+            })
+        },
+    )
+    .await;
+    assert_eq!(r.get("progress"), Some("66"));
+    assert_eq!(r.get("progress_message"), Some("2 of 3 images"));
+    assert_eq!(scratch.text("a-2x2.pgm").as_deref(), Some(GRADIENT_2X2));
+    // A later attempt that redid the first two images would now fail for good.
+    std::fs::remove_file(&a).expect("remove a");
+    std::fs::remove_file(&b).expect("remove b");
+    scratch.write("c.pgm", GRADIENT);
+
+    let r = fleet
+        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        json_of(r.get("result")),
+        json!({"resized": 3, "resumed_from": 2})
+    );
+    assert!(r.attempt() >= 2, "{r:?}");
+    assert_eq!(r.get("checkpoint"), Some(r#"{"done":3}"#));
+    for thumb in ["a-2x2.pgm", "b-2x2.pgm", "c-2x2.pgm"] {
+        assert_eq!(
+            scratch.text(thumb).as_deref(),
+            Some(GRADIENT_2X2),
+            "{thumb}"
+        );
+    }
+    let s = fleet.stats("resize").await;
+    assert_eq!((s.completed, s.failed, s.live()), (1, 0, 0));
+    assert_eq!(s.retried, i64::from(r.attempt()) - 1);
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_example_gives_up_at_once_on_a_file_that_is_not_an_image() {
+    let scratch = Scratch::new();
+    let fleet = fleet_with_resize(5).await;
+    let src = scratch.write("notes.txt", "shopping: milk, eggs\n");
+    let payload = json!({
+        "images": [{"src": src, "dst": scratch.path("out.pgm")}],
+        "width": 2,
+        "height": 2,
+    });
+    let id = fleet.enqueue("resize", &payload.to_string()).await;
+    let bad_payload = fleet.enqueue("resize", r#"{"images":[]}"#).await;
+
+    let r = fleet
+        .wait_for_state(&id, TaskState::Failed, Duration::from_secs(10))
+        .await;
+    assert_eq!(r.attempt(), 1, "no retry");
+    let error = r.get("error").expect("an error");
+    assert!(error.contains("not a plain PGM"), "{error}");
+    let r = fleet
+        .wait_for_state(&bad_payload, TaskState::Failed, Duration::from_secs(10))
+        .await;
+    assert_eq!(r.attempt(), 1, "no retry");
+    let error = r.get("error").expect("an error");
+    assert!(error.contains("\"width\""), "{error}");
+    assert!(scratch.text("out.pgm").is_none());
+    let s = fleet.stats("resize").await;
+    assert_eq!((s.failed, s.retried, s.completed), (2, 0, 0));
+    fleet.teardown().await;
+}
