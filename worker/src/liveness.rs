@@ -78,7 +78,8 @@ async fn reap(shared: &Shared) {
 /// Listens on `{ns}:cancellations` and stops matching in-flight tasks at once.
 /// Resubscribes after any error; what it misses, the heartbeat check catches.
 pub(crate) async fn cancel_listener(shared: Arc<Shared>, stop: CancellationToken) {
-    let mut pause = Duration::from_millis(200);
+    const FIRST_PAUSE: Duration = Duration::from_millis(200);
+    let mut pause = FIRST_PAUSE;
     loop {
         let session = async {
             let mut pubsub = shared.store.pubsub().await?;
@@ -86,6 +87,9 @@ pub(crate) async fn cancel_listener(shared: Arc<Shared>, stop: CancellationToken
                 .subscribe(shared.names.cancellations_channel())
                 .await?;
             tracing::debug!("listening for cancellations");
+            // Requests published while no subscription was live are lost to pub/sub:
+            // look at the flags now rather than at the next heartbeat.
+            stop_flagged(&shared).await;
             let mut messages = pubsub.on_message();
             while let Some(msg) = messages.next().await {
                 let Ok(id) = String::from_utf8_lossy(msg.get_payload_bytes()).parse::<TaskId>()
@@ -99,11 +103,15 @@ pub(crate) async fn cancel_listener(shared: Arc<Shared>, stop: CancellationToken
             Ok::<(), taskfleet_common::store::StoreError>(())
         };
         tokio::select! {
-            r = session => {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "cancellation listener lost its connection");
+            r = session => match r {
+                // It was subscribed until the connection ended: a fresh loss, so
+                // resubscribe after the shortest pause, not the backoff of earlier ones.
+                Ok(()) => {
+                    tracing::debug!("cancellation listener lost its connection");
+                    pause = FIRST_PAUSE;
                 }
-            }
+                Err(e) => tracing::debug!(error = %e, "cancellation listener cannot subscribe"),
+            },
             _ = stop.cancelled() => return,
         }
         tokio::select! {
@@ -111,5 +119,20 @@ pub(crate) async fn cancel_listener(shared: Arc<Shared>, stop: CancellationToken
             _ = stop.cancelled() => return,
         }
         pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Stops the in-flight tasks whose cancellation flag is set.
+async fn stop_flagged(shared: &Shared) {
+    let ids = shared.inflight.ids();
+    match shared.store.cancel_flags(&ids).await {
+        Ok(flags) => {
+            for (id, _) in ids.iter().zip(flags).filter(|(_, set)| *set) {
+                if shared.inflight.stop(id, StopReason::Cancelled) {
+                    tracing::info!(%id, "cancellation found on resubscribing");
+                }
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "could not check cancellation flags"),
     }
 }
