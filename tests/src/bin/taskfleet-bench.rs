@@ -125,24 +125,20 @@ async fn main() {
     let rate = (throughput / 2.0).clamp(100.0, 20_000.0);
     let count = (rate * 5.0) as usize;
     let gap = Duration::from_secs_f64(1.0 / rate);
-    let mut paced = Vec::with_capacity(count);
     let started = Instant::now();
-    let mut pending = futures_util::stream::FuturesUnordered::new();
-    use futures_util::StreamExt;
+    let mut handles = Vec::with_capacity(count);
     for i in 0..count {
-        let due = started + gap * i as u32;
-        tokio::time::sleep_until(due.into()).await;
+        tokio::time::sleep_until((started + gap * i as u32).into()).await;
         let p = producer.clone();
-        pending.push(async move {
+        // Spawned, so each enqueue runs at its own pace rather than when polled.
+        handles.push(tokio::spawn(async move {
             let req = EnqueueRequest::new("echo", "{}").expect("request");
             p.enqueue(&req).await.expect("enqueue").id
-        });
-        while let Some(Some(id)) = futures_util::FutureExt::now_or_never(pending.next()) {
-            paced.push(id);
-        }
+        }));
     }
-    while let Some(id) = pending.next().await {
-        paced.push(id);
+    let mut paced = Vec::with_capacity(count);
+    for h in handles {
+        paced.push(h.await.expect("enqueue task"));
     }
     eventually(
         Duration::from_secs(120),
