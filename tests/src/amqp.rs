@@ -110,3 +110,20 @@ pub async fn delete_namespace(url: &str, names: &Names, types: &[TaskType]) {
     }
     let _ = conn.close(200, "done".into()).await;
 }
+
+pub async fn delete_queues(url: &str, queues: &[String]) {
+    if queues.is_empty() {
+        return;
+    }
+    let Ok(conn) = Connection::connect(url, ConnectionProperties::default()).await else {
+        return;
+    };
+    if let Ok(ch) = conn.create_channel().await {
+        for q in queues {
+            let _ = ch
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+    }
+    let _ = conn.close(200, "done".into()).await;
+}

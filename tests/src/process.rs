@@ -160,3 +160,19 @@ pub fn unacked(queue: &str) -> Option<u64> {
         .find(|(name, _)| name == queue)
         .map(|(_, n)| n)
 }
+
+/// Names of the local broker's queues that start with `prefix` (via `rabbitmqctl`).
+pub fn queues_with_prefix(prefix: &str) -> Vec<String> {
+    let Ok(out) = Command::new("rabbitmqctl")
+        .args(["list_queues", "-q", "--no-table-headers", "name"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
