@@ -45,17 +45,6 @@ pub enum EnvelopeError {
     },
 }
 
-impl EnvelopeError {
-    /// Short machine-readable reason, used in dead-letter headers.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            EnvelopeError::Malformed(_) => "malformed",
-            EnvelopeError::TooLarge { .. } => "too_large",
-            EnvelopeError::Invalid { .. } => "invalid",
-        }
-    }
-}
-
 /// The per-task settings after applying the type's configuration to missing fields.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Resolved {
@@ -166,7 +155,8 @@ mod tests {
         ];
         for (body, reason) in cases {
             let err = Envelope::parse(body.as_bytes(), 32).expect_err(&body);
-            assert_eq!(err.reason(), reason, "{body}: {err}");
+            let got = crate::amqp::dead::DeadReason::from(&err);
+            assert_eq!(got.as_str(), reason, "{body}: {err}");
         }
     }
 

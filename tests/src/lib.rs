@@ -216,9 +216,8 @@ pub fn spawn_worker(worker: Worker) -> InProcessWorker {
 }
 
 /// Removes everything a namespace declared: queues of every type seen, the dead
-/// queue, the exchanges and all Redis keys. Delay queues delete themselves
-/// (`x-expires`); when the namespace retried anything they are listed with
-/// `rabbitmqctl` (local broker) and removed here too.
+/// queue, the exchanges and all Redis keys, plus every other queue the local broker
+/// lists under the namespace's prefix (via `rabbitmqctl`).
 pub async fn cleanup(config: &Config) {
     let names = Names::new(config.namespace.clone());
     if let Ok(store) = StateStore::connect(
@@ -230,14 +229,11 @@ pub async fn cleanup(config: &Config) {
     .await
     {
         let types = store.types().await.unwrap_or_default();
-        let stats = store.stats().await.unwrap_or_default();
-        let delay_queues = if stats.values().any(|s| s.retried > 0) {
-            process::queues_with_prefix(&format!("{}.delay.", names.namespace()))
-        } else {
-            Vec::new()
-        };
+        // Workers declare the queues of all their types, used or not, and delay queues
+        // have computed names: list what the broker has under the namespace's prefix.
+        let declared = process::queues_with_prefix(&format!("{}.", names.namespace()));
         amqp::delete_namespace(&config.amqp_url, &names, &types).await;
-        amqp::delete_queues(&config.amqp_url, &delay_queues).await;
+        amqp::delete_queues(&config.amqp_url, &declared).await;
         let _ = store.purge_namespace().await;
     }
 }

@@ -39,7 +39,7 @@ pub(crate) async fn process(
                 message_id: &id,
                 task_type: "",
                 queue: &queue,
-                reason: DeadReason::Malformed,
+                reason: DeadReason::from(&e),
                 error: &e.to_string(),
                 attempts: 0,
             };

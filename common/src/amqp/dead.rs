@@ -10,8 +10,12 @@ pub const QUEUE: &str = "x-taskfleet-queue";
 /// Why a message is dead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeadReason {
-    /// Not a valid envelope.
+    /// Not a valid envelope (not JSON, or a required field missing or wrong).
     Malformed,
+    /// A payload over the configured limit.
+    TooLarge,
+    /// A valid envelope with a field out of range (attempt 0, priority 12, ...).
+    Invalid,
     /// No handler for its type on a worker that consumed it.
     UnknownType,
     /// The last attempt failed.
@@ -26,10 +30,23 @@ impl DeadReason {
     pub fn as_str(self) -> &'static str {
         match self {
             DeadReason::Malformed => "malformed",
+            DeadReason::TooLarge => "too_large",
+            DeadReason::Invalid => "invalid",
             DeadReason::UnknownType => "unknown_type",
             DeadReason::Exhausted => "exhausted",
             DeadReason::Permanent => "permanent",
             DeadReason::Poison => "poison",
+        }
+    }
+}
+
+impl From<&crate::envelope::EnvelopeError> for DeadReason {
+    fn from(e: &crate::envelope::EnvelopeError) -> Self {
+        use crate::envelope::EnvelopeError;
+        match e {
+            EnvelopeError::Malformed(_) => DeadReason::Malformed,
+            EnvelopeError::TooLarge { .. } => DeadReason::TooLarge,
+            EnvelopeError::Invalid { .. } => DeadReason::Invalid,
         }
     }
 }
@@ -39,6 +56,8 @@ impl std::str::FromStr for DeadReason {
     fn from_str(s: &str) -> Result<Self, ()> {
         [
             DeadReason::Malformed,
+            DeadReason::TooLarge,
+            DeadReason::Invalid,
             DeadReason::UnknownType,
             DeadReason::Exhausted,
             DeadReason::Permanent,

@@ -149,6 +149,10 @@ impl StateStore {
             .conn()
             .zrange_withscores(n.workers_key(), 0, -1)
             .await?;
+        if ids.is_empty() {
+            // An empty pipeline is an error in redis-rs ("empty command").
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for (id, _) in &ids {
             pipe.hgetall(n.worker_key(&WorkerId::from(id.clone())));
