@@ -17,13 +17,8 @@ local now = now_ms()
 if redis.call('EXISTS', task) == 0 then
   local created = tonumber(ARGV[8])
   if created == 0 then created = now end
-  redis.call('HSET', task, 'id', id, 'type', ttype, 'state', 'pending', 'attempt', attempt - 1,
-    'max_attempts', ARGV[5], 'priority', ARGV[6], 'payload', ARGV[3], 'trace_id', ARGV[7],
-    'created_at', created, 'updated_at', now)
-  redis.call('HINCRBY', stats, 'pending', 1)
-  redis.call('HINCRBY', stats, 'enqueued', 1)
-  redis.call('SADD', types, ttype)
-  event(events, id, ttype, nil, 'pending', now, nil)
+  create_pending(task, stats, types, events, id, ttype, ARGV[3], ARGV[5], ARGV[6], ARGV[7],
+    created, attempt - 1, now)
 end
 
 local h = redis.call('HMGET', task, 'state', 'attempt', 'deliveries', 'checkpoint', 'started_at')

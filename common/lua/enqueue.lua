@@ -17,11 +17,6 @@ if redis.call('EXISTS', task) == 1 then
 end
 local created = tonumber(ARGV[7])
 if created == 0 then created = now end
-redis.call('HSET', task, 'id', id, 'type', ttype, 'state', 'pending', 'attempt', 0,
-  'max_attempts', ARGV[4], 'priority', ARGV[5], 'payload', payload, 'trace_id', ARGV[6],
-  'created_at', created, 'updated_at', now)
-redis.call('HINCRBY', stats, 'pending', 1)
-redis.call('HINCRBY', stats, 'enqueued', 1)
-redis.call('SADD', types, ttype)
-event(events, id, ttype, nil, 'pending', now, nil)
+create_pending(task, stats, types, events, id, ttype, payload, ARGV[4], ARGV[5], ARGV[6],
+  created, 0, now)
 return {'created', id}

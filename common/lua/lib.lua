@@ -40,3 +40,22 @@ local function finish_fields(now, extra)
   for _, v in ipairs(extra or {}) do f[#f + 1] = v end
   return f
 end
+
+-- Creates the record of a task in state `pending` and counts it as enqueued.
+-- `trace_id` is stored only when known; `attempt` is the last attempt started (0: none);
+-- `from` is the state of the record this one replaces (nil for a new task).
+local function create_pending(task, stats, types, events, id, ttype, payload, max_attempts,
+                              priority, trace_id, created_at, attempt, now, from)
+  local fields = {'id', id, 'type', ttype, 'state', 'pending', 'attempt', attempt,
+    'max_attempts', max_attempts, 'priority', priority, 'payload', payload,
+    'created_at', created_at, 'updated_at', now}
+  if trace_id ~= '' then
+    fields[#fields + 1] = 'trace_id'
+    fields[#fields + 1] = trace_id
+  end
+  redis.call('HSET', task, unpack(fields))
+  redis.call('HINCRBY', stats, 'pending', 1)
+  redis.call('HINCRBY', stats, 'enqueued', 1)
+  if types then redis.call('SADD', types, ttype) end
+  event(events, id, ttype, from, 'pending', now, nil)
+end

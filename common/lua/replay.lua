@@ -9,10 +9,8 @@ local state = redis.call('HGET', task, 'state')
 if state and state ~= 'failed' then return {'refused', state} end
 local now = now_ms()
 redis.call('DEL', task, KEYS[4])
-redis.call('HSET', task, 'id', ARGV[1], 'type', ARGV[2], 'state', 'pending', 'attempt', 0,
-  'max_attempts', ARGV[4], 'priority', ARGV[5], 'payload', ARGV[3], 'trace_id', ARGV[6],
-  'created_at', ARGV[7], 'updated_at', now)
-redis.call('HINCRBY', stats, 'pending', 1)
-redis.call('HINCRBY', stats, 'enqueued', 1)
-event(events, ARGV[1], ARGV[2], state or cjson.null, 'pending', now, nil)
+local created = tonumber(ARGV[7]) or 0
+if created == 0 then created = now end
+create_pending(task, stats, nil, events, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],
+  created, 0, now, state)
 return {'ok'}
