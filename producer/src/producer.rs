@@ -196,3 +196,32 @@ pub async fn cancel(store: &StateStore, id: &TaskId) -> Result<TaskState> {
         CancelResult::State(s) => Ok(s),
     }
 }
+
+/// `{"types": {TYPE: {pending, running, ...}}}`, as `stats --json` and `GET /v1/stats` show it.
+pub async fn stats_json(store: &StateStore) -> Result<serde_json::Value> {
+    let types: serde_json::Map<String, serde_json::Value> = store
+        .stats()
+        .await?
+        .iter()
+        .map(|(t, s)| (t.to_string(), serde_json::to_value(s).unwrap_or_default()))
+        .collect();
+    Ok(serde_json::json!({ "types": types }))
+}
+
+/// Live workers with the age of their last beat (Redis clock), as `workers --json` and
+/// `GET /v1/workers` show them.
+pub async fn workers_json(store: &StateStore) -> Result<serde_json::Value> {
+    let now = store.server_time_ms().await?;
+    let list = store
+        .workers()
+        .await?
+        .iter()
+        .map(|w| {
+            let mut v = serde_json::to_value(&w.fields).unwrap_or_default();
+            v["id"] = w.id.clone().into();
+            v["heartbeat_age_ms"] = now.saturating_sub(w.heartbeat_at).into();
+            v
+        })
+        .collect();
+    Ok(serde_json::Value::Array(list))
+}

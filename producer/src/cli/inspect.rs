@@ -34,15 +34,11 @@ pub async fn cancel(config: Config, id: &str) -> Result<()> {
 
 pub async fn stats(config: Config, json: bool) -> Result<()> {
     let store = Producer::connect_store(&config).await?;
-    let stats = store.stats().await?;
     if json {
-        let types: serde_json::Map<String, serde_json::Value> = stats
-            .iter()
-            .map(|(t, s)| (t.to_string(), serde_json::to_value(s).unwrap_or_default()))
-            .collect();
-        println!("{}", serde_json::json!({ "types": types }));
+        println!("{}", producer::stats_json(&store).await?);
         return Ok(());
     }
+    let stats = store.stats().await?;
     println!(
         "{:<24} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}",
         "TYPE",
@@ -76,21 +72,12 @@ pub async fn stats(config: Config, json: bool) -> Result<()> {
 
 pub async fn workers(config: Config, json: bool) -> Result<()> {
     let store = Producer::connect_store(&config).await?;
-    let now = store.server_time_ms().await?;
-    let workers = store.workers().await?;
     if json {
-        let list: Vec<serde_json::Value> = workers
-            .iter()
-            .map(|w| {
-                let mut v = serde_json::to_value(&w.fields).unwrap_or_default();
-                v["id"] = w.id.clone().into();
-                v["heartbeat_age_ms"] = now.saturating_sub(w.heartbeat_at).into();
-                v
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(list));
+        println!("{}", producer::workers_json(&store).await?);
         return Ok(());
     }
+    let now = store.server_time_ms().await?;
+    let workers = store.workers().await?;
     println!(
         "{:<40} {:<9} {:>8} {:>8} {:>11}  TYPES",
         "WORKER", "STATUS", "INFLIGHT", "CONC", "LAST BEAT"

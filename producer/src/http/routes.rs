@@ -214,38 +214,13 @@ async fn cancel_task(
 /// Counters per task type
 #[utoipa::path(get, path = "/v1/stats", responses((status = 200, body = Object)))]
 async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let stats = s
-        .producer
-        .store()
-        .stats()
-        .await
-        .map_err(crate::ProducerError::from)?;
-    let types: serde_json::Map<String, Value> = stats
-        .iter()
-        .map(|(t, st)| (t.to_string(), serde_json::to_value(st).unwrap_or_default()))
-        .collect();
-    Ok(Json(serde_json::json!({ "types": types })))
+    Ok(Json(producer::stats_json(s.producer.store()).await?))
 }
 
 /// Live workers
 #[utoipa::path(get, path = "/v1/workers", responses((status = 200, body = Object)))]
 async fn workers(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let store = s.producer.store();
-    let now = store
-        .server_time_ms()
-        .await
-        .map_err(crate::ProducerError::from)?;
-    let list = store.workers().await.map_err(crate::ProducerError::from)?;
-    let out: Vec<Value> = list
-        .iter()
-        .map(|w| {
-            let mut v = serde_json::to_value(&w.fields).unwrap_or_default();
-            v["id"] = w.id.clone().into();
-            v["heartbeat_age_ms"] = now.saturating_sub(w.heartbeat_at).into();
-            v
-        })
-        .collect();
-    Ok(Json(Value::Array(out)))
+    Ok(Json(producer::workers_json(s.producer.store()).await?))
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
