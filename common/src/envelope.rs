@@ -141,7 +141,7 @@ mod tests {
                 "malformed",
             ),
             (
-                format!(r#"{{"id":"nope","type":"echo","payload":1}}"#),
+                r#"{"id":"nope","type":"echo","payload":1}"#.to_string(),
                 "malformed",
             ),
             (format!(r#"{{"id":"{id}","type":"echo"}}"#), "malformed"),
