@@ -8,7 +8,7 @@
 -- crash takeover: it reuses the attempt, so a crash does not use up a retry.
 -- KEYS: task, stats, types, events, cancel, running
 -- ARGV: id, type, payload, attempt, max_attempts, priority, trace_id, created_at,
---       worker, lease_ms, max_redeliveries, retention_ms
+--       worker, lease_ms, max_redeliveries, retention_ms, redelivered (0/1)
 local task, stats, types, events, cancel, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, ttype, worker = ARGV[1], ARGV[2], ARGV[9]
 local attempt = tonumber(ARGV[4])
@@ -51,6 +51,9 @@ elseif state == 'retrying' then
   effective = math.max(attempt, rec_attempt + 1)
 else -- running
   if attempt < rec_attempt then return {'drop', 'stale'} end
+  -- A first delivery of the running attempt is a duplicate publish, not a crash: the
+  -- running delivery, if its worker dies, comes back flagged as redelivered.
+  if attempt == rec_attempt and ARGV[13] ~= '1' then return {'drop', 'duplicate'} end
   effective = attempt
 end
 

@@ -23,13 +23,9 @@ use lapin::{Channel, Connection};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use taskfleet_common::amqp::dead::{ATTEMPTS, ERROR, QUEUE, REASON};
+use taskfleet_common::amqp::dead::{ATTEMPTS, DEAD_AT, ERROR, QUEUE, REASON};
 use taskfleet_common::amqp::{AmqpError, connect};
 use taskfleet_common::{Envelope, TaskId, TaskState};
-
-/// Header with the time a message was dead-lettered (ms since the Unix epoch),
-/// written by workers next to the other `x-taskfleet-*` headers.
-pub const DEAD_AT: &str = "x-taskfleet-dead-at";
 
 /// Most messages one `list` or `replay` reads from the queue.
 pub const SCAN_LIMIT: usize = 10_000;

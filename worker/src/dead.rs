@@ -3,14 +3,8 @@
 
 use crate::link::Link;
 use std::time::{SystemTime, UNIX_EPOCH};
-pub use taskfleet_common::amqp::dead::{ATTEMPTS, DeadReason, ERROR, QUEUE, REASON};
+pub use taskfleet_common::amqp::dead::{ATTEMPTS, DEAD_AT, DeadReason, ERROR, QUEUE, REASON};
 use taskfleet_common::amqp::{AmqpError, Publish, publish_confirmed};
-
-/// When the message was dead-lettered, in ms since the Unix epoch (this worker's
-/// clock: the broker keeps no such time for messages we publish ourselves).
-/// `taskfleet dead list` shows it as "when". Belongs next to the other header names
-/// in `taskfleet_common::amqp::dead`; the producer reads the same literal.
-pub const DEAD_AT: &str = "x-taskfleet-dead-at";
 
 pub(crate) struct DeadLetter<'a> {
     pub body: &'a [u8],

@@ -89,6 +89,7 @@ impl Task {
                 &s.worker_id,
                 s.config.worker.lease,
                 s.config.max_redeliveries,
+                self.delivery.redelivered,
             )
             .await;
         let (attempt, checkpoint) = match claim {
@@ -250,14 +251,16 @@ impl Task {
                 self.settle(Settle::Ack).await
             }
             Commit::Refused { current } => {
-                let finished = current
-                    .parse::<TaskState>()
-                    .is_ok_and(TaskState::is_terminal);
+                // Requeue only when no other delivery owns the task: the reaper handed it
+                // back (`pending`) or Redis lost it. Otherwise another delivery is running
+                // or finished it, and requeueing this copy would take the attempt back
+                // and forth between workers.
+                let orphaned = current == "missing" || current == TaskState::Pending.as_str();
                 tracing::warn!(current, "commit refused: this attempt was taken over");
-                self.settle(if finished {
-                    Settle::Ack
-                } else {
+                self.settle(if orphaned {
                     Settle::Requeue
+                } else {
+                    Settle::Ack
                 })
                 .await
             }

@@ -6,6 +6,9 @@ pub const REASON: &str = "x-taskfleet-reason";
 pub const ERROR: &str = "x-taskfleet-error";
 pub const ATTEMPTS: &str = "x-taskfleet-attempts";
 pub const QUEUE: &str = "x-taskfleet-queue";
+/// When the message was dead-lettered (ms since the Unix epoch, the worker's clock: the
+/// broker keeps no such time for messages published to the dead exchange).
+pub const DEAD_AT: &str = "x-taskfleet-dead-at";
 
 /// Why a message is dead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

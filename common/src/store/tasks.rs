@@ -163,6 +163,7 @@ impl StateStore {
         worker: &WorkerId,
         lease: Duration,
         max_redeliveries: u32,
+        redelivered: bool,
     ) -> Result<Claim> {
         let n = &self.names;
         let reply: redis::Value = self
@@ -186,6 +187,7 @@ impl StateStore {
             .arg(lease.as_millis() as u64)
             .arg(max_redeliveries)
             .arg(self.retention_ms())
+            .arg(if redelivered { 1 } else { 0 })
             .invoke_async(&mut self.conn())
             .await?;
         let r = items(reply);

@@ -132,7 +132,7 @@ async fn terminal_records_never_leave_their_state() {
         .expect("envelope");
         let resolved = env.resolve(&crate::Config::default());
         let claim = s
-            .claim(&env, &resolved, &w, Duration::from_secs(5), 5)
+            .claim(&env, &resolved, &w, Duration::from_secs(5), 5, false)
             .await
             .expect("claim");
         assert!(matches!(claim, Claim::Drop { .. }), "{terminal}: {claim:?}");
