@@ -159,6 +159,8 @@ pub struct WorkerConfig {
     pub drain_grace: Duration,
     /// Largest stdout or stderr kept from an exec program, in bytes.
     pub exec_output_limit: usize,
+    /// Where the worker serves Prometheus metrics (`GET /metrics`); none by default.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for WorkerConfig {
@@ -171,6 +173,7 @@ impl Default for WorkerConfig {
             cancel_grace: Duration::from_secs(10),
             drain_grace: Duration::from_secs(30),
             exec_output_limit: 1024 * 1024,
+            metrics_listen: None,
         }
     }
 }
@@ -278,6 +281,14 @@ impl Config {
                 settings.priority,
                 &settings.backoff,
             )?;
+        }
+        if let Some(addr) = &self.worker.metrics_listen
+            && addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            return invalid(
+                "worker.metrics_listen",
+                "must be an address such as 127.0.0.1:9464",
+            );
         }
         for t in &self.worker.types {
             if t.parse::<TaskType>().is_err() {

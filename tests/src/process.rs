@@ -40,7 +40,7 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// The environment that points a binary at a test's namespace and servers.
 pub fn env_for(config: &Config) -> Vec<(&'static str, String)> {
-    vec![
+    let mut env = vec![
         ("TASKFLEET_NAMESPACE", config.namespace.to_string()),
         ("TASKFLEET_AMQP_URL", config.amqp_url.clone()),
         ("TASKFLEET_REDIS_URL", config.redis_url.clone()),
@@ -69,7 +69,11 @@ pub fn env_for(config: &Config) -> Vec<(&'static str, String)> {
             format!("{}ms", config.defaults.backoff.max.as_millis()),
         ),
         ("RUST_LOG", "info".into()),
-    ]
+    ];
+    if let Some(addr) = &config.worker.metrics_listen {
+        env.push(("TASKFLEET_WORKER__METRICS_LISTEN", addr.clone()));
+    }
+    env
 }
 
 /// Runs `taskfleet ARGS` against a test's namespace: (exit code, stdout, stderr).

@@ -92,6 +92,21 @@ async fn main() -> ExitCode {
         }
     };
     taskfleet_common::logging::init(config.log_format);
+    if let Some(addr) = config
+        .worker
+        .metrics_listen
+        .as_deref()
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+    {
+        // Task counts, durations and cancel latency, scraped by Prometheus.
+        if let Err(e) = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+        {
+            eprintln!("taskfleet-worker: worker.metrics_listen {addr}: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let worker = match Worker::new(config) {
         Ok(w) => w,
         Err(e) => {
