@@ -10,8 +10,10 @@ use taskfleet_common::envelope::Envelope;
 use taskfleet_common::store::{CancelResult, EnqueueOutcome, NewTask, TaskRecord};
 use taskfleet_common::{Config, Names, StateStore, TaskId, TaskState};
 
-/// How often a publish is tried when the connection broke under it.
-const PUBLISH_TRIES: u32 = 3;
+/// How long a publish keeps trying, in multiples of the network timeout, once the
+/// connection of a running producer broke (a broker restart takes seconds). A producer
+/// that cannot connect at all fails at once in `connect`.
+const PUBLISH_PATIENCE: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct Producer {
@@ -125,8 +127,9 @@ impl Producer {
     }
 
     /// Publishes an envelope to `{ns}.tasks` and waits for the confirm, reconnecting
-    /// (a bounded number of times) when the connection broke. A copy that did reach
-    /// the broker before the break is harmless: workers fence on the task's state.
+    /// with backoff for a bounded time when the connection broke. A copy that did reach
+    /// the broker before the break is harmless: workers drop duplicates of a running
+    /// attempt and fence on the task's state.
     pub async fn publish(&self, envelope: &Envelope) -> Result<()> {
         let names = self.publisher.topology().names();
         let exchange = names.tasks_exchange();
@@ -148,9 +151,9 @@ impl Producer {
             priority: envelope.priority.unwrap_or(0),
             headers,
         };
-        let mut tries = 0;
+        let deadline = tokio::time::Instant::now() + self.config.network_timeout * PUBLISH_PATIENCE;
+        let mut pause = Duration::from_millis(100);
         loop {
-            tries += 1;
             let result = async {
                 self.publisher.ensure_type(&envelope.task_type).await?;
                 self.publisher.publish(&msg).await
@@ -158,9 +161,13 @@ impl Producer {
             .await;
             match result {
                 Ok(()) => return Ok(()),
-                Err(e) if e.is_connection_error() && tries < PUBLISH_TRIES => {
+                Err(e)
+                    if e.is_connection_error()
+                        && tokio::time::Instant::now() + pause < deadline =>
+                {
                     tracing::warn!(id = %envelope.id, error = %e, "publish failed; reconnecting");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(tries))).await;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -256,7 +256,13 @@ impl Task {
                 // or finished it, and requeueing this copy would take the attempt back
                 // and forth between workers.
                 let orphaned = current == "missing" || current == TaskState::Pending.as_str();
-                tracing::warn!(current, "commit refused: this attempt was taken over");
+                if current == "missing" {
+                    tracing::warn!(
+                        "task record missing (Redis lost its data?); requeueing to recreate it"
+                    );
+                } else {
+                    tracing::warn!(current, "commit refused: this attempt was taken over");
+                }
                 self.settle(if orphaned {
                     Settle::Requeue
                 } else {
