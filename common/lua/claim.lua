@@ -1,5 +1,8 @@
 -- A worker takes a delivery. Decides, atomically, whether this delivery may run:
---   {'run', attempt, checkpoint|false}  run it as `attempt` (fencing token with the worker id)
+--   {'run', attempt, checkpoint|false, token}  run it; (worker, attempt, token) fences
+--                                       every later write of this run
+--   {'reschedule', delay_ms}            a failed attempt whose retry was never published:
+--                                       publish the next attempt now, drop this one
 --   {'drop', state}                     already finished, or a stale copy of an older attempt
 --   {'cancelled'}                       cancellation requested: never start it
 --   {'poison', deliveries}              redelivered too often without finishing: now `failed`
@@ -45,10 +48,15 @@ if state == 'pending' then
   if attempt < rec_attempt then return {'drop', 'stale'} end
   effective = attempt
 elseif state == 'retrying' then
-  -- attempt == rec_attempt: the failed attempt came back because publishing its
-  -- retry was not confirmed; it runs as the next attempt all the same.
   if attempt < rec_attempt then return {'drop', 'stale'} end
-  effective = math.max(attempt, rec_attempt + 1)
+  if attempt == rec_attempt then
+    -- The failed attempt came back because publishing its retry was not confirmed.
+    -- The worker publishes the next attempt instead of running this body, so a
+    -- message's attempt and the record's never disagree.
+    local due = tonumber(redis.call('HGET', task, 'next_attempt_at')) or now
+    return {'reschedule', math.max(0, due - now)}
+  end
+  effective = attempt
 else -- running
   if attempt < rec_attempt then return {'drop', 'stale'} end
   -- A first delivery of the running attempt is a duplicate publish, not a crash: the
@@ -57,6 +65,9 @@ else -- running
   effective = attempt
 end
 
+-- `deliveries` counts claims of this attempt: the poison bound, and the third part
+-- of the fencing token, so a takeover by the same worker (after a reconnect) still
+-- fences the run it replaced.
 if effective == rec_attempt and h[5] then
   deliveries = deliveries + 1
 else
@@ -80,4 +91,4 @@ if deliveries > tonumber(ARGV[11]) then
 end
 
 redis.call('ZADD', running, now + tonumber(ARGV[10]), id)
-return {'run', effective, h[4] or false}
+return {'run', effective, h[4] or false, deliveries}

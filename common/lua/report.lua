@@ -1,16 +1,17 @@
 -- A running handler reports progress or a checkpoint. Fenced like finish.lua, so
 -- a zombie cannot overwrite the checkpoint of the attempt that took over.
 -- KEYS: task, events
--- ARGV: id, worker, attempt, field, value [, field, value]
+-- ARGV: id, worker, attempt, token, field, value [, field, value]
 -- Returns 1 if stored, 0 if refused.
-local h = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'type')
-if (h[1] ~= 'running' and h[1] ~= 'cancelling') or h[2] ~= ARGV[2] or h[3] ~= ARGV[3] then
+local h = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'type', 'deliveries')
+if (h[1] ~= 'running' and h[1] ~= 'cancelling') or h[2] ~= ARGV[2] or h[3] ~= ARGV[3]
+    or h[5] ~= ARGV[4] then
   return 0
 end
 local now = now_ms()
 local ev = {id = ARGV[1], type = h[4], at = now, worker = ARGV[2]}
 local fields = {'updated_at', now}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   fields[#fields + 1] = ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
   ev[ARGV[i]] = ARGV[i + 1]

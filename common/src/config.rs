@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` is written by hand so passwords in URLs and HTTP tokens never reach a log.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub namespace: Namespace,
@@ -178,7 +179,7 @@ impl Default for WorkerConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: String,
@@ -195,6 +196,36 @@ impl Default for HttpConfig {
     }
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("namespace", &self.namespace)
+            .field("amqp_url", &crate::redact_url(&self.amqp_url))
+            .field("redis_url", &crate::redact_url(&self.redis_url))
+            .field("payload_limit", &self.payload_limit)
+            .field("result_limit", &self.result_limit)
+            .field("retention", &self.retention)
+            .field("network_timeout", &self.network_timeout)
+            .field("queue_type", &self.queue_type)
+            .field("max_redeliveries", &self.max_redeliveries)
+            .field("defaults", &self.defaults)
+            .field("types", &self.types)
+            .field("worker", &self.worker)
+            .field("http", &self.http)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("listen", &self.listen)
+            .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
+            .finish()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
@@ -206,7 +237,29 @@ pub enum ConfigError {
 impl Config {
     /// Defaults → `file` (if given) → `TASKFLEET_*` environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Defaults → `file` → the `TASKFLEET_*` variables among `env`. Variables whose
+    /// first part names no setting (`TASKFLEET_CONFIG`, a script's own flags) are not
+    /// configuration and are left alone; a wrong nested key is still refused.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let defaults = config::Config::try_from(&Config::default())?;
+        let top_level: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| {
+                k.strip_prefix("TASKFLEET_")
+                    .map(|rest| rest.split("__").next().unwrap_or("").to_ascii_lowercase())
+                    .is_some_and(|first| top_level.contains(&first))
+            })
+            .collect();
         let mut builder = config::Config::builder().add_source(defaults);
         if let Some(path) = file {
             builder = builder.add_source(
@@ -222,7 +275,8 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("worker.types")
                 .with_list_parse_key("http.tokens")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(Some(env)),
         );
         let cfg: Config = builder.build()?.try_deserialize()?;
         cfg.validate()?;
@@ -360,7 +414,7 @@ mod tests {
         std::fs::File::create(&path)
             .and_then(|mut f| f.write_all(text.as_bytes()))
             .expect("write config");
-        let r = Config::load(Some(&path));
+        let r = Config::load_from(Some(&path), std::iter::empty());
         let _ = std::fs::remove_dir_all(&dir);
         r
     }
@@ -393,6 +447,41 @@ jitter = 0.0
         assert_eq!(s.max_attempts, 3);
         assert_eq!(s.timeout, Duration::from_secs(30));
         assert_eq!(s.backoff.initial, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_ignores_other_variables() {
+        let env = [
+            ("TASKFLEET_NAMESPACE", "fromenv"),
+            ("TASKFLEET_WORKER__CONCURRENCY", "32"),
+            ("TASKFLEET_WORKER__TYPES", "echo,sleep"),
+            ("TASKFLEET_CONFIG", "/etc/taskfleet.toml"),
+            ("TASKFLEET_LINT", "1"),
+            ("OTHER", "x"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let cfg = Config::load_from(None, env).expect("valid");
+        assert_eq!(cfg.namespace.as_str(), "fromenv");
+        assert_eq!(cfg.worker.concurrency, 32);
+        assert_eq!(cfg.worker.types, vec!["echo", "sleep"]);
+        let typo = [("TASKFLEET_WORKER__CONCURENCY".to_owned(), "3".to_owned())];
+        let e = Config::load_from(None, typo)
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("concurency"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut c = Config {
+            amqp_url: "amqp://user:hunter2@mq:5672/%2f".into(),
+            redis_url: "redis://:hunter2@cache:6379".into(),
+            ..Default::default()
+        };
+        c.http.tokens = vec!["hunter2".into()];
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("mq:5672"), "{shown}");
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct Envelope {
     pub trace_id: Option<String>,
 }
 
+/// Most attempts a task may have: a poison task must end, whoever published it.
+pub const MAX_ATTEMPTS: u32 = 100;
+
 fn first_attempt() -> u32 {
     1
 }
@@ -71,10 +74,16 @@ impl Envelope {
                 problem: "must be at least 1".into(),
             });
         }
-        if env.max_attempts == Some(0) {
+        if env.max_attempts.is_some_and(|n| n == 0 || n > MAX_ATTEMPTS) {
             return Err(EnvelopeError::Invalid {
                 field: "max_attempts",
-                problem: "must be at least 1".into(),
+                problem: format!("must be between 1 and {MAX_ATTEMPTS}"),
+            });
+        }
+        if env.attempt > MAX_ATTEMPTS {
+            return Err(EnvelopeError::Invalid {
+                field: "attempt",
+                problem: format!("must be at most {MAX_ATTEMPTS}"),
             });
         }
         if env.priority.is_some_and(|p| p > 9) {
@@ -102,6 +111,14 @@ impl Envelope {
                 .map(Duration::from_millis)
                 .unwrap_or(s.timeout),
         }
+    }
+
+    /// The W3C `traceparent` header of this task, when a trace is known. The span id
+    /// is derived from the task id so every publish of one task names the same span.
+    pub fn traceparent(&self) -> Option<String> {
+        let trace = self.trace_id.as_deref()?;
+        let span: String = self.id.as_uuid().simple().to_string()[16..32].to_owned();
+        Some(format!("00-{trace}-{span}-01"))
     }
 
     /// The same task at the next attempt, as published for a retry.

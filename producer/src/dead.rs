@@ -24,7 +24,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use taskfleet_common::amqp::dead::{ATTEMPTS, DEAD_AT, ERROR, QUEUE, REASON};
-use taskfleet_common::amqp::{AmqpError, connect};
+use taskfleet_common::amqp::{bounded, connect};
 use taskfleet_common::{Envelope, TaskId, TaskState};
 
 /// Most messages one `list` or `replay` reads from the queue.
@@ -216,7 +216,12 @@ impl DeadQueue {
         let config = producer.config();
         let timeout = config.network_timeout;
         let conn = connect(&config.amqp_url, "taskfleet dead", timeout).await?;
-        let channel = bounded(timeout, conn.create_channel()).await?;
+        let channel = bounded(
+            "reading the dead-letter queue",
+            timeout,
+            conn.create_channel(),
+        )
+        .await?;
         Ok(Self {
             conn,
             channel,
@@ -232,6 +237,7 @@ impl DeadQueue {
         let mut remaining = 0;
         while messages.len() < SCAN_LIMIT {
             let got = bounded(
+                "reading the dead-letter queue",
                 self.timeout,
                 self.channel
                     .basic_get(self.name.as_str().into(), BasicGetOptions { no_ack: false }),
@@ -249,6 +255,7 @@ impl DeadQueue {
 
     async fn ack(&self, delivery_tag: u64) -> Result<()> {
         bounded(
+            "acknowledging a dead message",
             self.timeout,
             self.channel
                 .basic_ack(delivery_tag, BasicAckOptions { multiple: false }),
@@ -273,16 +280,6 @@ impl DeadQueue {
         .await;
         let _ = tokio::time::timeout(self.timeout, self.conn.close(200, "done".into())).await;
     }
-}
-
-async fn bounded<T>(
-    timeout: Duration,
-    fut: impl Future<Output = std::result::Result<T, lapin::Error>>,
-) -> Result<T> {
-    Ok(tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| AmqpError::ConfirmTimeout(timeout))?
-        .map_err(AmqpError::from)?)
 }
 
 /// What a dead message says about itself: our headers first, then the broker's

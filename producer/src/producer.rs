@@ -135,13 +135,11 @@ impl Producer {
         let exchange = names.tasks_exchange();
         let body = envelope.to_bytes();
         let id = envelope.id.to_string();
-        let mut headers = Vec::new();
-        if let Some(trace) = &envelope.trace_id {
-            headers.push((
-                "traceparent",
-                format!("00-{trace}-{}-01", &id.replace('-', "")[16..32]),
-            ));
-        }
+        let headers: Vec<_> = envelope
+            .traceparent()
+            .map(|t| ("traceparent", t))
+            .into_iter()
+            .collect();
         let msg = Publish {
             exchange: &exchange,
             routing_key: envelope.task_type.as_str(),

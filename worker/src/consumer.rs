@@ -3,19 +3,23 @@
 //! semaphore bounds how many run. When the connection breaks, the session ends and
 //! a new one starts with backoff; tasks already running finish on their own.
 
-use crate::link::Link;
+use crate::link::{Link, Settle};
 use crate::process::process;
 use crate::shared::Shared;
 use futures_util::StreamExt;
 use futures_util::stream::select_all;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use std::sync::Arc;
 use std::time::Duration;
 use taskfleet_common::amqp::AmqpError;
+use taskfleet_common::config::QueueType;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// A session that lasted this long resets the reconnect backoff.
+const HEALTHY_SESSION: Duration = Duration::from_secs(10);
 
 /// Consumes until `shutdown`, reconnecting whenever RabbitMQ goes away. Returns the
 /// last live link (for the drain to settle deliveries on), if any.
@@ -39,14 +43,24 @@ pub(crate) async fn run(
                 continue;
             }
         };
-        pause = Duration::from_millis(200);
+        let started = tokio::time::Instant::now();
         match session(&shared, &link, &semaphore, &shutdown, tasks).await {
             Ok(()) => return Some(link),
             Err(e) => {
-                tracing::warn!(error = %e, "RabbitMQ connection lost; reconnecting");
+                tracing::warn!(error = %e, retry_in = ?pause, "RabbitMQ connection lost; reconnecting");
                 link.close().await;
             }
         }
+        // A session that lived a while earns a quick reconnect; one that failed at
+        // once (no permission to consume, a queue without a leader) backs off.
+        if started.elapsed() > HEALTHY_SESSION {
+            pause = Duration::from_millis(200);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.cancelled() => return None,
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -54,16 +68,24 @@ async fn open(shared: &Shared) -> Result<Link, AmqpError> {
     let c = &shared.config;
     let prefetch = c.worker.concurrency.min(u16::MAX as usize) as u16;
     let name = format!("taskfleet-worker {}", shared.worker_id);
+    let qos = BasicQosOptions {
+        global: c.queue_type == QueueType::Classic,
+    };
     let link = Link::open(
         &c.amqp_url,
         &name,
         &shared.topology,
         prefetch,
+        qos,
         c.network_timeout,
     )
     .await?;
     for t in &shared.types {
-        shared.topology.declare_type(&link.consume, t).await?;
+        link.bounded(
+            "declaring a queue",
+            shared.topology.declare_type(&link.consume, t),
+        )
+        .await?;
     }
     Ok(link)
 }
@@ -82,12 +104,14 @@ async fn session(
         let queue = shared.names.queue(t);
         let tag = format!("{}.{}", shared.worker_id, t);
         let consumer = link
-            .consume
-            .basic_consume(
-                queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
+            .bounded(
+                "starting a consumer",
+                link.consume.basic_consume(
+                    queue.as_str().into(),
+                    tag.as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                ),
             )
             .await?;
         tags.push(tag);
@@ -133,15 +157,22 @@ async fn session(
         // Reap finished tasks so the set does not grow with every delivery.
         while tasks.try_join_next().is_some() {}
     }
-    // Draining: stop deliveries first; unstarted prefetched ones return to the queue
-    // when the channel closes.
+    // Draining: stop deliveries first, then hand back the ones prefetched but never
+    // started, so other workers can take them while this one finishes its tasks.
     for tag in tags {
-        let _ = tokio::time::timeout(
-            link.timeout,
-            link.consume
-                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default()),
-        )
-        .await;
+        let _ = link
+            .bounded(
+                "cancelling a consumer",
+                link.consume
+                    .basic_cancel(tag.as_str().into(), BasicCancelOptions::default()),
+            )
+            .await;
     }
+    let handed_back = async {
+        while let Some((_, Ok(delivery))) = deliveries.next().await {
+            link.settle(&delivery, Settle::Requeue).await;
+        }
+    };
+    let _ = tokio::time::timeout(link.timeout, handed_back).await;
     Ok(())
 }

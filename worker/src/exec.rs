@@ -53,6 +53,13 @@ impl Handler for Exec {
             .split_first()
             .ok_or_else(|| TaskError::permanent("exec: empty command"))?;
         let mut cmd = Command::new(program);
+        // The worker's own TASKFLEET_* settings (server URLs with passwords, tokens)
+        // are none of the program's business.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("TASKFLEET_") {
+                cmd.env_remove(key);
+            }
+        }
         cmd.args(args)
             .env("TASKFLEET_TASK_ID", ctx.id().to_string())
             .env("TASKFLEET_TASK_TYPE", ctx.task_type().as_str())

@@ -63,6 +63,9 @@ pub struct Inflight {
     // may briefly run twice here (the old delivery and its redelivery).
     entries: Arc<Mutex<HashMap<u64, (TaskId, StopSignal)>>>,
     next: Arc<AtomicU64>,
+    // Set by `stop_all`: an attempt registered afterwards (its claim was still in
+    // flight) starts already stopped instead of escaping the drain.
+    stopping: Arc<Mutex<Option<StopReason>>>,
 }
 
 /// Removes its entry when the attempt ends, however it ends.
@@ -83,7 +86,12 @@ impl Inflight {
     pub fn register(&self, id: TaskId) -> InflightGuard {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         let signal = StopSignal::new();
-        lock(&self.entries).insert(key, (id, signal.clone()));
+        let mut entries = lock(&self.entries);
+        if let Some(reason) = *lock(&self.stopping) {
+            signal.stop(reason);
+        }
+        entries.insert(key, (id, signal.clone()));
+        drop(entries);
         InflightGuard {
             inflight: self.clone(),
             key,
@@ -115,7 +123,9 @@ impl Inflight {
     }
 
     pub fn stop_all(&self, reason: StopReason) {
-        for (_, signal) in lock(&self.entries).values() {
+        let entries = lock(&self.entries);
+        *lock(&self.stopping) = Some(reason);
+        for (_, signal) in entries.values() {
             signal.stop(reason);
         }
     }
@@ -141,5 +151,14 @@ mod tests {
         );
         drop(g);
         assert_eq!(inflight.len(), 0);
+    }
+
+    #[test]
+    fn attempts_registered_after_stop_all_start_stopped() {
+        let inflight = Inflight::default();
+        inflight.stop_all(StopReason::Drained);
+        let g = inflight.register(TaskId::new());
+        assert_eq!(g.signal.reason(), Some(StopReason::Drained));
+        assert!(g.signal.token().is_cancelled());
     }
 }

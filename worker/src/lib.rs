@@ -5,7 +5,8 @@
 //! - `handler`: `Handler`, `TaskContext`, `TaskError` — all a handler author sees
 //! - `builtin`: `echo`, `sleep`, `flaky`; `exec`: programs in any language
 //! - `consumer`: the consuming loop and its reconnect loop (`link`: one connection)
-//! - `process`: one delivery: parse → claim → run → commit → ack
+//! - `process`: one delivery: parse → claim → run; `commit`: commit → ack / retry / dead
+//! - `reporter`: progress and checkpoints to the store, bounded and fenced
 //! - `runner`: one attempt against its timeout, stop signal and grace period
 //! - `inflight`: running attempts and their stop switches
 //! - `liveness`: heartbeats, lease renewal, the reaper, the cancellation listener
@@ -15,6 +16,7 @@
 //! `Worker::run`; the library never touches signals or the environment.
 
 mod builtin;
+mod commit;
 mod consumer;
 mod dead;
 mod exec;
@@ -23,6 +25,7 @@ mod inflight;
 mod link;
 mod liveness;
 mod process;
+mod reporter;
 mod runner;
 mod shared;
 mod worker;

@@ -1,11 +1,13 @@
 //! One live RabbitMQ connection of a worker: a consuming channel and a confirm
 //! channel for retries and dead letters. Replaced as a whole on reconnect.
 
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
+};
 use lapin::{Channel, Connection, message::Delivery};
 use std::time::Duration;
 use taskfleet_common::Names;
-use taskfleet_common::amqp::{AmqpError, Topology, connect};
+use taskfleet_common::amqp::{AmqpError, Topology, bounded, connect};
 
 pub(crate) struct Link {
     pub conn: Connection,
@@ -26,25 +28,38 @@ pub(crate) enum Settle {
 }
 
 impl Link {
+    /// `qos`: classic queues share one channel-wide prefetch (`global`), so a worker
+    /// consuming several types holds at most its concurrency in unacked messages;
+    /// quorum queues only support a per-consumer prefetch.
     pub async fn open(
         url: &str,
         name: &str,
         topology: &Topology,
         prefetch: u16,
+        qos: BasicQosOptions,
         timeout: Duration,
     ) -> Result<Self, AmqpError> {
         let conn = connect(url, name, timeout).await?;
-        let consume = bounded(timeout, conn.create_channel()).await?;
-        consume
-            .basic_qos(prefetch, lapin::options::BasicQosOptions::default())
-            .await?;
-        let publish = bounded(timeout, conn.create_channel()).await?;
+        let consume = bounded("opening a channel", timeout, conn.create_channel()).await?;
         bounded(
+            "setting the prefetch",
+            timeout,
+            consume.basic_qos(prefetch, qos),
+        )
+        .await?;
+        let publish = bounded("opening a channel", timeout, conn.create_channel()).await?;
+        bounded(
+            "enabling confirms",
             timeout,
             publish.confirm_select(ConfirmSelectOptions::default()),
         )
         .await?;
-        bounded(timeout, topology.declare_base(&consume)).await?;
+        bounded(
+            "declaring the topology",
+            timeout,
+            topology.declare_base(&consume),
+        )
+        .await?;
         Ok(Self {
             conn,
             consume,
@@ -84,6 +99,15 @@ impl Link {
         }
     }
 
+    /// Runs a call on this link with its network timeout.
+    pub async fn bounded<T, E: Into<AmqpError>>(
+        &self,
+        what: &'static str,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, AmqpError> {
+        bounded(what, self.timeout, fut).await
+    }
+
     pub fn is_connected(&self) -> bool {
         self.consume.status().connected() && self.publish.status().connected()
     }
@@ -92,14 +116,4 @@ impl Link {
         let _ = tokio::time::timeout(self.timeout, self.conn.close(200, "worker stopping".into()))
             .await;
     }
-}
-
-async fn bounded<T, E: Into<AmqpError>>(
-    timeout: Duration,
-    f: impl Future<Output = Result<T, E>>,
-) -> Result<T, AmqpError> {
-    tokio::time::timeout(timeout, f)
-        .await
-        .map_err(|_| AmqpError::ConfirmTimeout(timeout))?
-        .map_err(Into::into)
 }

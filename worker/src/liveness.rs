@@ -10,7 +10,7 @@ use std::time::Duration;
 use taskfleet_common::TaskId;
 use tokio_util::sync::CancellationToken;
 
-/// Beats every heartbeat interval until `stop`; reaps expired leases on each beat.
+/// Beats every heartbeat interval until `stop`.
 pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let interval = shared.config.worker.heartbeat_interval;
     let mut ticker = tokio::time::interval(interval);
@@ -21,6 +21,19 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken)
             _ = stop.cancelled() => return,
         }
         beat(&shared).await;
+    }
+}
+
+/// Reaps expired leases every heartbeat interval, apart from the beats so a slow reap
+/// never delays this worker's own lease renewal.
+pub(crate) async fn reaper_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(shared.config.worker.heartbeat_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.cancelled() => return,
+        }
         reap(&shared).await;
     }
 }

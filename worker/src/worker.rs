@@ -149,6 +149,7 @@ impl Worker {
 
         let background = CancellationToken::new();
         let hb = tokio::spawn(liveness::heartbeat_loop(shared.clone(), background.clone()));
+        let rp = tokio::spawn(liveness::reaper_loop(shared.clone(), background.clone()));
         let cl = tokio::spawn(liveness::cancel_listener(
             shared.clone(),
             background.clone(),
@@ -163,7 +164,7 @@ impl Worker {
             link.close().await;
         }
         background.cancel();
-        let _ = tokio::join!(hb, cl);
+        let _ = tokio::join!(hb, rp, cl);
         if let Err(e) = shared.store.deregister(&shared.worker_id).await {
             tracing::warn!(error = %e, "could not deregister");
         }

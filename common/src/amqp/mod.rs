@@ -21,6 +21,8 @@ pub enum AmqpError {
     Lapin(#[from] lapin::Error),
     #[error("publish not confirmed within {0:?}")]
     ConfirmTimeout(Duration),
+    #[error("RabbitMQ did not answer within {after:?} while {what}")]
+    TimedOut { what: &'static str, after: Duration },
     #[error("publish refused by RabbitMQ (nack)")]
     Nacked,
     #[error("publish unroutable: no queue bound for routing key {0:?}")]
@@ -31,11 +33,28 @@ impl AmqpError {
     /// Whether reconnecting and trying again can help.
     pub fn is_connection_error(&self) -> bool {
         match self {
-            AmqpError::Unreachable { .. } | AmqpError::ConfirmTimeout(_) => true,
+            AmqpError::Unreachable { .. }
+            | AmqpError::ConfirmTimeout(_)
+            | AmqpError::TimedOut { .. } => true,
             AmqpError::Lapin(e) => !e.is_amqp_soft_error(),
             AmqpError::Nacked | AmqpError::Unroutable(_) => false,
         }
     }
+}
+
+/// Runs one RabbitMQ call with a deadline: every network call has one.
+pub async fn bounded<T, E: Into<AmqpError>>(
+    what: &'static str,
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, AmqpError> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| AmqpError::TimedOut {
+            what,
+            after: timeout,
+        })?
+        .map_err(Into::into)
 }
 
 /// Connects within `timeout`. The AMQP heartbeat is set (unless the URL sets one) so a

@@ -6,7 +6,7 @@
 //! connection is re-established on the next publish; a publish in flight when it
 //! broke is reported as failed, never assumed delivered.
 
-use super::{AmqpError, Topology, connect};
+use super::{AmqpError, Topology, bounded, connect};
 use crate::ids::TaskType;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -89,10 +89,19 @@ impl Publisher {
         *link = None;
         self.declared.lock().await.clear();
         let conn = connect(&self.url, &self.name, self.timeout).await?;
-        let channel = self.bounded(conn.create_channel()).await?;
-        self.bounded(channel.confirm_select(ConfirmSelectOptions::default()))
-            .await?;
-        self.bounded(self.topology.declare_base(&channel)).await?;
+        let channel = bounded("opening a channel", self.timeout, conn.create_channel()).await?;
+        bounded(
+            "enabling confirms",
+            self.timeout,
+            channel.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await?;
+        bounded(
+            "declaring the topology",
+            self.timeout,
+            self.topology.declare_base(&channel),
+        )
+        .await?;
         *link = Some(Link {
             _conn: Arc::new(conn),
             channel: channel.clone(),
@@ -107,8 +116,12 @@ impl Publisher {
             return Ok(());
         }
         let ch = self.channel().await?;
-        self.bounded(self.topology.declare_type(&ch, task_type))
-            .await?;
+        bounded(
+            "declaring a queue",
+            self.timeout,
+            self.topology.declare_type(&ch, task_type),
+        )
+        .await?;
         self.declared.lock().await.insert(task_type.clone());
         Ok(())
     }
@@ -119,20 +132,10 @@ impl Publisher {
         publish_confirmed(&ch, msg, self.timeout).await
     }
 
-    async fn bounded<T, E: Into<AmqpError>>(
-        &self,
-        fut: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, AmqpError> {
-        tokio::time::timeout(self.timeout, fut)
-            .await
-            .map_err(|_| AmqpError::ConfirmTimeout(self.timeout))?
-            .map_err(Into::into)
-    }
-
     pub async fn close(&self) {
         if let Some(l) = self.link.lock().await.take() {
-            let _ = l.channel.close(200, "bye".into()).await;
-            let _ = l._conn.close(200, "bye".into()).await;
+            let _ = tokio::time::timeout(self.timeout, l.channel.close(200, "bye".into())).await;
+            let _ = tokio::time::timeout(self.timeout, l._conn.close(200, "bye".into())).await;
         }
     }
 }

@@ -18,7 +18,7 @@ mod tasks;
 
 pub use fleet::{Beat, Registration, WorkerInfo};
 pub use read::{TaskRecord, TypeStats};
-pub use tasks::{CancelResult, Claim, Commit, EnqueueOutcome, NewTask, Outcome, Report};
+pub use tasks::{CancelResult, Claim, Commit, EnqueueOutcome, Fence, NewTask, Outcome, Report};
 
 use crate::names::Names;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -49,6 +49,22 @@ impl StoreError {
             }
             StoreError::Protocol { .. } => false,
         }
+    }
+
+    /// Whether trying again later can help: a connection error, or a Redis that is
+    /// loading its data, read-only after a failover, or asking to try again.
+    pub fn is_retryable(&self) -> bool {
+        use redis::{ErrorKind, ServerErrorKind};
+        self.is_connection_error()
+            || matches!(self, StoreError::Redis(e) if matches!(
+                e.kind(),
+                ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::ReadOnly
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::MasterDown
+                )
+            ))
     }
 }
 

@@ -27,14 +27,26 @@ pub enum EnqueueOutcome {
     Exists(TaskId),
 }
 
+/// What every write of one run must match: the worker, the attempt and the claim
+/// token. Any takeover (even by the same worker after a reconnect) changes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub worker: WorkerId,
+    pub attempt: u32,
+    pub token: u32,
+}
+
 /// Whether a delivery may run, decided by `claim.lua`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// Run it as this attempt (the fencing token, with the worker id).
+    /// Run it; every later write of this run carries the fence.
     Run {
-        attempt: u32,
+        fence: Fence,
         checkpoint: Option<String>,
     },
+    /// A failed attempt whose retry was never published: publish the next attempt
+    /// (after `delay`) and drop this delivery.
+    Reschedule { next_attempt: u32, delay: Duration },
     /// Already finished, or a stale copy: acknowledge and drop.
     Drop { reason: String },
     /// Cancellation was requested: acknowledge, never start.
@@ -191,13 +203,23 @@ impl StateStore {
             .invoke_async(&mut self.conn())
             .await?;
         let r = items(reply);
+        let number = |i: usize| {
+            r.get(i)
+                .and_then(int)
+                .ok_or_else(|| unexpected("claim", &r))
+        };
         let claim = match r.first().and_then(text).as_deref() {
             Some("run") => Claim::Run {
-                attempt: r
-                    .get(1)
-                    .and_then(int)
-                    .ok_or_else(|| unexpected("claim", &r))? as u32,
+                fence: Fence {
+                    worker: worker.clone(),
+                    attempt: number(1)? as u32,
+                    token: number(3)? as u32,
+                },
                 checkpoint: r.get(2).and_then(text),
+            },
+            Some("reschedule") => Claim::Reschedule {
+                next_attempt: env.attempt + 1,
+                delay: Duration::from_millis(number(1)?.max(0) as u64),
             },
             Some("drop") => Claim::Drop {
                 reason: r.get(1).and_then(text).unwrap_or_default(),
@@ -215,8 +237,7 @@ impl StateStore {
         &self,
         id: &TaskId,
         task_type: &TaskType,
-        worker: &WorkerId,
-        attempt: u32,
+        fence: &Fence,
         outcome: &Outcome,
     ) -> Result<Commit> {
         let n = &self.names;
@@ -234,13 +255,14 @@ impl StateStore {
             .key(n.events_channel())
             .key(n.running_key())
             .arg(id.to_string())
-            .arg(worker.as_str())
-            .arg(attempt)
+            .arg(fence.worker.as_str())
+            .arg(fence.attempt)
             .arg(outcome.name())
             .arg(result)
             .arg(error)
             .arg(delay)
             .arg(self.retention_ms())
+            .arg(fence.token)
             .invoke_async(&mut self.conn())
             .await?;
         let r = items(reply);
@@ -287,22 +309,17 @@ impl StateStore {
         }
     }
 
-    /// Stores progress or a checkpoint for the attempt `worker` runs; false if fenced.
-    pub async fn report(
-        &self,
-        id: &TaskId,
-        worker: &WorkerId,
-        attempt: u32,
-        report: &Report,
-    ) -> Result<bool> {
+    /// Stores progress or a checkpoint for the run `fence` names; false if fenced off.
+    pub async fn report(&self, id: &TaskId, fence: &Fence, report: &Report) -> Result<bool> {
         let n = &self.names;
         let mut invocation = self.scripts.report.prepare_invoke();
         invocation
             .key(n.task_key(id))
             .key(n.events_channel())
             .arg(id.to_string())
-            .arg(worker.as_str())
-            .arg(attempt);
+            .arg(fence.worker.as_str())
+            .arg(fence.attempt)
+            .arg(fence.token);
         match report {
             Report::Progress { percent, message } => {
                 invocation.arg("progress").arg(percent.min(&100));

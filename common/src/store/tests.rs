@@ -34,11 +34,20 @@ async fn set_record(s: &StateStore, id: &TaskId, state: TaskState, worker: &str,
                 ("state", state.as_str().into()),
                 ("worker", worker.into()),
                 ("attempt", attempt.to_string()),
+                ("deliveries", "1".into()),
                 ("started_at", "1".into()),
             ],
         )
         .await
         .expect("hset");
+}
+
+fn fence(worker: &str, attempt: u32, token: u32) -> Fence {
+    Fence {
+        worker: WorkerId::from(worker.to_owned()),
+        attempt,
+        token,
+    }
 }
 
 async fn state_of(s: &StateStore, id: &TaskId) -> Option<TaskState> {
@@ -79,13 +88,13 @@ async fn lua_move_refuses_exactly_what_the_table_refuses() {
 async fn finish_refuses_illegal_transitions_and_stale_workers() {
     let s = store().await;
     let t: TaskType = "echo".parse().expect("type");
-    let w = WorkerId::from("w1".to_owned());
+    let w = fence("w1", 1, 1);
     let done = Outcome::Completed { result: "1".into() };
     // Only running (and cancelling) records of this worker and attempt accept an outcome.
     for from in TaskState::ALL {
         let id = TaskId::new();
         set_record(&s, &id, from, "w1", 1).await;
-        let c = s.finish(&id, &t, &w, 1, &done).await.expect("finish runs");
+        let c = s.finish(&id, &t, &w, &done).await.expect("finish runs");
         let allowed = matches!(from, TaskState::Running | TaskState::Cancelling);
         assert_eq!(
             matches!(c, Commit::Applied { .. }),
@@ -96,17 +105,18 @@ async fn finish_refuses_illegal_transitions_and_stale_workers() {
             assert_eq!(state_of(&s, &id).await, Some(from), "{from} unchanged");
         }
     }
-    // Fencing: another worker, or an older attempt, is refused.
+    // Fencing: another worker, an older attempt, or an earlier claim of the same
+    // worker and attempt (replaced after a reconnect) is refused.
     let id = TaskId::new();
     set_record(&s, &id, TaskState::Running, "w2", 2).await;
-    for (worker, attempt) in [("w1", 2), ("w2", 1)] {
+    for (worker, attempt, token) in [("w1", 2, 1), ("w2", 1, 1), ("w2", 2, 0)] {
         let c = s
-            .finish(&id, &t, &WorkerId::from(worker.to_owned()), attempt, &done)
+            .finish(&id, &t, &fence(worker, attempt, token), &done)
             .await
             .expect("finish runs");
         assert!(
             matches!(c, Commit::Refused { .. }),
-            "{worker}/{attempt}: {c:?}"
+            "{worker}/{attempt}/{token}: {c:?}"
         );
     }
     assert_eq!(state_of(&s, &id).await, Some(TaskState::Running));
@@ -117,7 +127,7 @@ async fn finish_refuses_illegal_transitions_and_stale_workers() {
 async fn terminal_records_never_leave_their_state() {
     let s = store().await;
     let t: TaskType = "echo".parse().expect("type");
-    let w = WorkerId::from("w1".to_owned());
+    let w = fence("w1", 1, 1);
     for terminal in [
         TaskState::Completed,
         TaskState::Failed,
@@ -132,7 +142,7 @@ async fn terminal_records_never_leave_their_state() {
         .expect("envelope");
         let resolved = env.resolve(&crate::Config::default());
         let claim = s
-            .claim(&env, &resolved, &w, Duration::from_secs(5), 5, false)
+            .claim(&env, &resolved, &w.worker, Duration::from_secs(5), 5, false)
             .await
             .expect("claim");
         assert!(matches!(claim, Claim::Drop { .. }), "{terminal}: {claim:?}");
@@ -147,7 +157,7 @@ async fn terminal_records_never_leave_their_state() {
                 delay: Duration::from_secs(1),
             },
         ] {
-            let c = s.finish(&id, &t, &w, 1, &outcome).await.expect("finish");
+            let c = s.finish(&id, &t, &w, &outcome).await.expect("finish");
             assert!(
                 matches!(c, Commit::Refused { .. }),
                 "{terminal} {outcome:?}: {c:?}"
@@ -157,5 +167,49 @@ async fn terminal_records_never_leave_their_state() {
         let stats = s.type_stats(&t).await.expect("stats");
         assert_eq!(stats, TypeStats::default(), "no counter moved");
     }
+    s.purge_namespace().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn a_failed_attempt_back_without_its_retry_is_rescheduled_not_run() {
+    let s = store().await;
+    let id = TaskId::new();
+    set_record(&s, &id, TaskState::Retrying, "w1", 2).await;
+    let body = format!(r#"{{"id":"{id}","type":"echo","payload":1,"attempt":2}}"#);
+    let env = Envelope::parse(body.as_bytes(), 1024).expect("envelope");
+    let resolved = env.resolve(&crate::Config::default());
+    let w = WorkerId::from("w2".to_owned());
+    let claim = s
+        .claim(&env, &resolved, &w, Duration::from_secs(5), 5, true)
+        .await
+        .expect("claim");
+    assert!(
+        matches!(
+            claim,
+            Claim::Reschedule {
+                next_attempt: 3,
+                ..
+            }
+        ),
+        "{claim:?}"
+    );
+    assert_eq!(
+        state_of(&s, &id).await,
+        Some(TaskState::Retrying),
+        "nothing changed"
+    );
+    let next = Envelope::parse(
+        body.replace("\"attempt\":2", "\"attempt\":3").as_bytes(),
+        1024,
+    )
+    .expect("envelope");
+    let claim = s
+        .claim(&next, &resolved, &w, Duration::from_secs(5), 5, false)
+        .await
+        .expect("claim");
+    assert!(
+        matches!(claim, Claim::Run { ref fence, .. } if fence.attempt == 3),
+        "{claim:?}"
+    );
     s.purge_namespace().await.expect("cleanup");
 }

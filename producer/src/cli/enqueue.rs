@@ -1,13 +1,14 @@
 //! `taskfleet enqueue`: one task, or `--batch` (one payload per stdin line, one id per
 //! stdout line, in order, with a window of confirms in flight).
 
+use super::lines::{LineError, bounded_lines};
 use crate::error::{ProducerError, Result};
 use crate::{EnqueueRequest, Producer};
 use futures_util::StreamExt;
 use std::io::IsTerminal;
 use std::time::Duration;
 use taskfleet_common::Config;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 /// Publishes in flight at once during `--batch`.
 const BATCH_WINDOW: usize = 256;
@@ -85,14 +86,22 @@ async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
         );
         bar
     });
-    let lines = tokio_lines(tokio::io::stdin());
+    // Lines are bounded: one longer than a payload may be is refused, not buffered.
+    let max_line = producer.config().payload_limit;
+    let lines = bounded_lines(tokio::io::stdin(), max_line);
     let results = lines
         .enumerate()
         .filter(|(_, line)| {
             std::future::ready(line.as_ref().map_or(true, |l| !l.trim().is_empty()))
         })
         .map(|(n, line)| async move {
-            let line = line.map_err(|e| ProducerError::Invalid(format!("reading stdin: {e}")))?;
+            let line = line.map_err(|e| match e {
+                LineError::TooLong => ProducerError::Invalid(format!(
+                    "line {}: payload exceeds the limit of {max_line} bytes (payload_limit)",
+                    n + 1
+                )),
+                LineError::Io(e) => ProducerError::Invalid(format!("reading stdin: {e}")),
+            })?;
             let req = args
                 .request(&line)
                 .map_err(|e| ProducerError::Invalid(format!("line {}: {e}", n + 1)))?;
@@ -132,18 +141,6 @@ async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
             code: worst_code,
         })
     }
-}
-
-fn tokio_lines<R: tokio::io::AsyncRead + Unpin>(
-    r: R,
-) -> impl futures_util::Stream<Item = std::io::Result<String>> {
-    futures_util::stream::unfold(BufReader::new(r).lines(), |mut lines| async move {
-        match lines.next_line().await {
-            Ok(Some(l)) => Some((Ok(l), lines)),
-            Ok(None) => None,
-            Err(e) => Some((Err(e), lines)),
-        }
-    })
 }
 
 /// The whole of stdin, refusing more than the payload limit without reading it all.

@@ -1,9 +1,10 @@
 //! Read-side commands: `status`, `cancel`, `stats`, `workers`, `watch`.
 
 use crate::Producer;
-use crate::error::{ProducerError, Result};
+use crate::error::Result;
 use crate::producer;
 use futures_util::StreamExt;
+use taskfleet_common::store::StoreError;
 use taskfleet_common::{Config, TaskId};
 
 fn parse_id(id: &str) -> Result<TaskId> {
@@ -109,13 +110,19 @@ pub async fn watch(config: Config) -> Result<()> {
     pubsub
         .subscribe(store.names().events_channel())
         .await
-        .map_err(taskfleet_common::store::StoreError::from)?;
+        .map_err(StoreError::from)?;
     let mut messages = pubsub.on_message();
     loop {
         tokio::select! {
             msg = messages.next() => match msg {
                 Some(m) => println!("{}", String::from_utf8_lossy(m.get_payload_bytes())),
-                None => return Err(ProducerError::Refused("event stream closed by Redis".into())),
+                None => {
+                    return Err(StoreError::Unreachable {
+                        url: taskfleet_common::redact_url(&config.redis_url),
+                        reason: "the event stream closed".into(),
+                    }
+                    .into())
+                }
             },
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }

@@ -4,6 +4,7 @@
 mod dead;
 mod enqueue;
 mod inspect;
+mod lines;
 
 use crate::error::ProducerError;
 use clap::{Parser, Subcommand};

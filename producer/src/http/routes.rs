@@ -164,7 +164,7 @@ async fn create_batch(
         .map(|t| async move {
             let outcome = match t.into_request() {
                 Ok(req) => producer.enqueue(&req).await.map_err(|e| e.to_string()),
-                Err(e) => Err(format!("{e:?}")),
+                Err(e) => Err(e.message().to_owned()),
             };
             match outcome {
                 Ok(done) => BatchItem {
