@@ -145,13 +145,14 @@ impl Task {
                 // back (`pending`) or Redis lost it. Otherwise another delivery is running
                 // or finished it, and requeueing this copy would take the attempt back
                 // and forth between workers.
-                let orphaned = current == "missing" || current == TaskState::Pending.as_str();
-                if current == "missing" {
-                    tracing::warn!(
+                let orphaned = matches!(current, None | Some(TaskState::Pending));
+                match current {
+                    None => tracing::warn!(
                         "task record missing (Redis lost its data?); requeueing to recreate it"
-                    );
-                } else {
-                    tracing::warn!(current, "commit refused: this run was taken over");
+                    ),
+                    Some(state) => {
+                        tracing::warn!(%state, "commit refused: this run was taken over")
+                    }
                 }
                 self.settle(if orphaned {
                     Settle::Requeue

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use taskfleet_common::amqp::Topology;
-use taskfleet_common::store::Registration;
+use taskfleet_common::store::{Registration, WorkerStatus};
 use taskfleet_common::{Config, Names, StateStore, TaskType, WorkerId};
 use tokio::sync::Notify;
 
@@ -55,11 +55,11 @@ impl Shared {
         }
     }
 
-    pub fn status(&self) -> &'static str {
+    pub fn status(&self) -> WorkerStatus {
         if self.draining.load(Ordering::Relaxed) {
-            "draining"
+            WorkerStatus::Draining
         } else {
-            "running"
+            WorkerStatus::Running
         }
     }
 

@@ -18,6 +18,23 @@ pub struct Registration {
     pub started_at: u64,
 }
 
+/// A worker's status in its registry entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerStatus {
+    Running,
+    /// Finishing its in-flight tasks; takes no new ones.
+    Draining,
+}
+
+impl WorkerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerStatus::Running => "running",
+            WorkerStatus::Draining => "draining",
+        }
+    }
+}
+
 /// What a heartbeat learned.
 #[derive(Debug, Clone, Default)]
 pub struct Beat {
@@ -43,7 +60,7 @@ impl StateStore {
         &self,
         worker: &WorkerId,
         registration: &Registration,
-        status: &str,
+        status: WorkerStatus,
         lease: Duration,
         entry_ttl: Duration,
         inflight: &[TaskId],
@@ -64,7 +81,7 @@ impl StateStore {
             .arg(worker.as_str())
             .arg(lease.as_millis() as u64)
             .arg(entry_ttl.as_millis() as u64)
-            .arg(status)
+            .arg(status.as_str())
             .arg(n.task_key_prefix())
             .arg(n.cancel_key_prefix())
             .arg(fields.len());

@@ -16,7 +16,7 @@ mod reply;
 mod scripts;
 mod tasks;
 
-pub use fleet::{Beat, Registration, WorkerInfo};
+pub use fleet::{Beat, Registration, WorkerInfo, WorkerStatus};
 pub use read::{TaskRecord, TypeStats};
 pub use tasks::{CancelResult, Claim, Commit, EnqueueOutcome, Fence, NewTask, Outcome, Report};
 

@@ -93,8 +93,9 @@ pub enum Commit {
         /// For `cancelled`: ms from the cancel request to now (Redis clock).
         cancel_latency_ms: Option<u64>,
     },
-    /// Fenced: the record moved on (another worker or attempt, or a terminal state).
-    Refused { current: String },
+    /// Fenced: the record moved on (another run, or a terminal state). `None` when
+    /// the record is gone (Redis lost its data).
+    Refused { current: Option<TaskState> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,7 +273,9 @@ impl StateStore {
                 state: state.parse().map_err(|_| unexpected("finish", &r))?,
                 cancel_latency_ms: r.get(2).and_then(int).and_then(|ms| u64::try_from(ms).ok()),
             }),
-            Some("refused") => Ok(Commit::Refused { current: state }),
+            Some("refused") => Ok(Commit::Refused {
+                current: state.parse().ok(),
+            }),
             _ => Err(unexpected("finish", &r)),
         }
     }
