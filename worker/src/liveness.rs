@@ -95,9 +95,9 @@ pub(crate) async fn cancel_listener(shared: Arc<Shared>, stop: CancellationToken
     let mut pause = FIRST_PAUSE;
     loop {
         let session = async {
-            let mut pubsub = shared.store.pubsub().await?;
-            pubsub
-                .subscribe(shared.names.cancellations_channel())
+            let mut pubsub = shared
+                .store
+                .subscribe(&shared.names.cancellations_channel())
                 .await?;
             tracing::debug!("listening for cancellations");
             // Requests published while no subscription was live are lost to pub/sub:

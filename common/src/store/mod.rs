@@ -127,13 +127,25 @@ impl StateStore {
         &self.names
     }
 
-    /// A dedicated connection for pub/sub, which must never share the multiplexed one.
+    /// A dedicated pub/sub connection, which must never share the multiplexed one.
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub> {
         let ps = tokio::time::timeout(self.timeout, self.client.get_async_pubsub())
             .await
             .map_err(|_| StoreError::Unreachable {
                 url: crate::redact_url(&self.client.get_connection_info().addr().to_string()),
                 reason: "pub/sub connection timed out".into(),
+            })??;
+        Ok(ps)
+    }
+
+    /// A dedicated pub/sub connection subscribed to `channel`, within the network timeout.
+    pub async fn subscribe(&self, channel: &str) -> Result<redis::aio::PubSub> {
+        let mut ps = self.pubsub().await?;
+        tokio::time::timeout(self.timeout, ps.subscribe(channel))
+            .await
+            .map_err(|_| StoreError::Unreachable {
+                url: crate::redact_url(&self.client.get_connection_info().addr().to_string()),
+                reason: format!("subscribing to {channel} timed out"),
             })??;
         Ok(ps)
     }

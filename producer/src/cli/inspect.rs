@@ -106,11 +106,7 @@ pub async fn workers(config: Config, json: bool) -> Result<()> {
 
 pub async fn watch(config: Config) -> Result<()> {
     let store = Producer::connect_store(&config).await?;
-    let mut pubsub = store.pubsub().await?;
-    pubsub
-        .subscribe(store.names().events_channel())
-        .await
-        .map_err(StoreError::from)?;
+    let mut pubsub = store.subscribe(&store.names().events_channel()).await?;
     let mut messages = pubsub.on_message();
     loop {
         tokio::select! {
