@@ -3,7 +3,10 @@
 //! processes), waits by polling with a deadline, and removes what it declared.
 
 pub mod amqp;
+pub mod cancel;
+pub mod handlers;
 pub mod process;
+pub mod retries;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

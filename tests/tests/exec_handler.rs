@@ -1,53 +1,19 @@
-//! Issue 6: handlers people can write — exec tasks in any language (here Python),
-//! progress, checkpoints, timeouts, cancellation of whole process trees, priority,
-//! idempotent enqueue, payload and result limits, and the Rust example handler.
-
-#[path = "../../worker/examples/resize.rs"]
-mod resize;
+//! Issue 6: exec tasks in any language (here Python): stdout is the result, progress
+//! and checkpoints travel as marker lines, exit 65 fails at once with the stderr
+//! tail, a timeout fails the task, cancelling stops the whole process tree, and a
+//! chatty program cannot exhaust the worker's memory.
 
 use futures_util::StreamExt;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use taskfleet_common::config::TypeConfig;
 use taskfleet_common::{Config, TaskId, TaskState};
-use taskfleet_producer::EnqueueRequest;
-use taskfleet_tests::process::{WorkerProcess, bin, cli, env_for};
-use taskfleet_tests::{Fleet, amqp, eventually, test_config};
-use taskfleet_worker::Worker;
-
-/// A directory of its own for one test's scripts and files, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("tf-handlers-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, text).expect("write scratch file");
-        path
-    }
-
-    fn text(&self, name: &str) -> Option<String> {
-        std::fs::read_to_string(self.path(name)).ok()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use taskfleet_tests::handlers::{Scratch, json_of, ms};
+use taskfleet_tests::process::{WorkerProcess, cli};
+use taskfleet_tests::{Fleet, eventually, test_config};
 
 /// Declares `name` as an exec type running `python3 SCRIPT SCRATCH_DIR`.
 fn python_type(config: &mut Config, name: &str, script: &Path, max_attempts: Option<u32>) {
@@ -64,16 +30,6 @@ fn python_type(config: &mut Config, name: &str, script: &Path, max_attempts: Opt
             ..Default::default()
         },
     );
-}
-
-fn json_of(text: Option<&str>) -> Value {
-    serde_json::from_str(text.expect("field present")).expect("field holds JSON")
-}
-
-fn ms(r: &taskfleet_common::store::TaskRecord, field: &str) -> u64 {
-    r.get(field)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{field} is a timestamp in {r:?}"))
 }
 
 /// Whether `pid` is a live process; a zombie (dead, waiting to be reaped by its
@@ -403,166 +359,6 @@ async fn exec_program_ignoring_sigterm_is_killed_after_the_grace_period() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn priority_9_task_runs_before_30_queued_priority_0_tasks() {
-    let mut config = test_config();
-    config.worker.concurrency = 1;
-    let mut fleet = Fleet::with_config(config).await;
-    // Everything is queued before the one free slot opens.
-    let mut low = Vec::new();
-    for _ in 0..30 {
-        low.push(fleet.enqueue("sleep", r#"{"ms":20}"#).await);
-    }
-    let (code, out, err) = cli(
-        &fleet.config,
-        &["enqueue", "sleep", r#"{"ms":20}"#, "--priority", "9"],
-        None,
-    );
-    assert_eq!(code, 0, "{err}");
-    let high: TaskId = out.trim().parse().expect("an id");
-    fleet.start_worker().await;
-
-    eventually(Duration::from_secs(30), "31 tasks completed", || async {
-        let s = fleet.stats("sleep").await;
-        (s.completed == 31).then_some(())
-    })
-    .await;
-    let h = fleet.record(&high).await.expect("record");
-    assert_eq!(h.get("priority"), Some("9"));
-    let high_started = ms(&h, "started_at");
-    let mut before = 0;
-    for id in &low {
-        let r = fleet.record(id).await.expect("record");
-        assert_eq!(r.get("priority"), Some("0"));
-        if ms(&r, "started_at") < high_started {
-            before += 1;
-        }
-    }
-    eprintln!("priority: {before} of 30 priority-0 tasks started before the priority-9 one");
-    assert!(
-        before <= 1,
-        "the priority-9 task overtakes nearly all 30 queued ones; {before} started before it"
-    );
-    fleet.teardown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn same_idempotency_key_twice_gives_one_id_and_one_execution() {
-    let mut fleet = Fleet::new().await;
-    let args = ["enqueue", "echo", r#"{"order":42}"#, "--key", "order-42"];
-    let (code, first, err) = cli(&fleet.config, &args, None);
-    assert_eq!(code, 0, "{err}");
-    let (code, second, err) = cli(&fleet.config, &args, None);
-    assert_eq!(code, 0, "{err}");
-    let id: TaskId = first.trim().parse().expect("an id");
-    assert_eq!(second.trim(), first.trim(), "the same id both times");
-
-    let queue = fleet.names().queue(&"echo".parse().expect("type"));
-    let (ready, _) = amqp::queue_depth(&fleet.config.amqp_url, &queue)
-        .await
-        .expect("queue exists");
-    assert_eq!(ready, 1, "published once");
-
-    fleet.start_worker().await;
-    let r = fleet
-        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(10))
-        .await;
-    assert_eq!(r.get("result"), Some(r#"{"order":42}"#));
-    // Still the same task after it finished (within the retention period).
-    let (code, third, err) = cli(&fleet.config, &args, None);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(third.trim(), first.trim());
-    let s = fleet.stats("echo").await;
-    assert_eq!((s.enqueued, s.completed, s.live()), (1, 1, 0));
-    fleet.teardown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payload_over_the_limit_is_refused_with_exit_2() {
-    let fleet = Fleet::new().await;
-    let big = format!("{{\"blob\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    // A 2 MB argument exceeds what Linux passes in one argv string (128 KiB), so the
-    // 2 MB payload goes through stdin.
-    let (code, out, err) = cli(
-        &fleet.config,
-        &["enqueue", "echo", "--batch"],
-        Some(&format!("{big}\n")),
-    );
-    assert_eq!(code, 2, "{err}");
-    assert!(out.trim().is_empty(), "no id printed: {out}");
-    assert!(err.contains("exceeds the limit"), "{err}");
-
-    // The single form, against a lower limit that fits on a command line.
-    let medium = format!("{{\"blob\":\"{}\"}}", "x".repeat(100_000));
-    let small_limit = std::process::Command::new(bin("taskfleet"))
-        .args(["enqueue", "echo", &medium])
-        .envs(env_for(&fleet.config))
-        .env_remove("TASKFLEET_CONFIG")
-        .env("TASKFLEET_PAYLOAD_LIMIT", "65536")
-        .output()
-        .expect("taskfleet runs");
-    let stderr = String::from_utf8_lossy(&small_limit.stderr);
-    assert_eq!(small_limit.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("payload_limit"), "{stderr}");
-
-    let req = EnqueueRequest::new("echo", &big).expect("valid JSON");
-    let e = fleet
-        .producer
-        .enqueue(&req)
-        .await
-        .expect_err("refused by the library too");
-    assert_eq!(e.exit_code(), 2, "{e}");
-    let s = fleet.stats("echo").await;
-    assert_eq!(s.enqueued, 0, "nothing recorded");
-    fleet.teardown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn results_over_the_limit_are_stored_truncated_with_a_marker() {
-    let mut config = test_config();
-    config.result_limit = 1000;
-    let mut fleet = Fleet::with_config(config).await;
-    fleet.start_worker().await;
-    let long = format!("\"{}\"", "x".repeat(5000));
-    let id = fleet.enqueue("echo", &long).await;
-    let r = fleet
-        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(10))
-        .await;
-    let stored = r.get("result").expect("a result");
-    assert!(stored.len() <= 1000, "{} bytes stored", stored.len());
-    let Value::String(text) = json_of(Some(stored)) else {
-        panic!("a truncated result is a JSON string: {stored}");
-    };
-    assert!(text.starts_with("\"xxxx"), "keeps the head: {text}");
-    assert!(
-        text.ends_with("bytes kept]") && text.contains("of 5002 bytes"),
-        "a marker says what was cut: {text}"
-    );
-    fleet.teardown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn truncated_result_stays_within_the_limit_when_escaping_grows_it() {
-    let mut config = test_config();
-    config.result_limit = 1000;
-    let mut fleet = Fleet::with_config(config).await;
-    fleet.start_worker().await;
-    // Every `"` of the cut JSON text becomes `\"` inside the marker string.
-    let quotes = serde_json::to_string(&vec!["a"; 1000]).expect("json");
-    let id = fleet.enqueue("echo", &quotes).await;
-    let r = fleet
-        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(10))
-        .await;
-    let stored = r.get("result").expect("a result");
-    assert!(stored.contains("truncated"), "{stored}");
-    assert!(
-        stored.len() <= 1000,
-        "result_limit is 1000 bytes; {} stored",
-        stored.len()
-    );
-    fleet.teardown().await;
-}
-
 const CHATTY_SCRIPT: &str = r#"
 import sys
 chunk = b"x" * 65536
@@ -639,116 +435,5 @@ async fn chatty_exec_program_does_not_exhaust_worker_memory() {
         "stdout was bounded at exec_output_limit before the result limit: {kept_of}"
     );
     drop(worker);
-    fleet.teardown().await;
-}
-
-/// A 4×4 plain PGM with pixel values 0..=15, row by row.
-const GRADIENT: &str = "P2\n# a test image\n4 4\n15\n0 1 2 3\n4 5 6 7\n8 9 10 11\n12 13 14 15\n";
-/// `GRADIENT` scaled to 2×2 by nearest neighbour.
-const GRADIENT_2X2: &str = "P2\n2 2\n15\n0 2\n8 10\n";
-
-async fn fleet_with_resize(max_attempts: u32) -> Fleet {
-    let mut config = test_config();
-    config.types.insert(
-        "resize".into(),
-        TypeConfig {
-            max_attempts: Some(max_attempts),
-            ..Default::default()
-        },
-    );
-    let mut fleet = Fleet::with_config(config).await;
-    let worker = Worker::new(fleet.config.clone())
-        .expect("worker builds")
-        .handler("resize", resize::Resize)
-        .expect("valid type");
-    fleet.start_worker_with(worker).await;
-    fleet
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_example_resumes_from_its_checkpoint_after_a_retry() {
-    let scratch = Scratch::new();
-    let fleet = fleet_with_resize(30).await;
-    let a = scratch.write("a.pgm", GRADIENT);
-    let b = scratch.write("b.pgm", GRADIENT);
-    let c = scratch.path("c.pgm"); // not there yet
-    let image = |src: &Path, dst: &str| json!({"src": src, "dst": scratch.path(dst)});
-    let payload = json!({
-        "images": [image(&a, "a-2x2.pgm"), image(&b, "b-2x2.pgm"), image(&c, "c-2x2.pgm")],
-        "width": 2,
-        "height": 2,
-    });
-    let id = fleet.enqueue("resize", &payload.to_string()).await;
-
-    // The first attempt makes two thumbnails, checkpoints, then fails on the third.
-    let r = eventually(
-        Duration::from_secs(15),
-        "checkpoint after two images and a retryable error",
-        || async {
-            fleet.record(&id).await.filter(|r| {
-                r.get("checkpoint") == Some(r#"{"done":2}"#)
-                    && r.get("error").is_some_and(|e| e.contains("c.pgm"))
-            })
-        },
-    )
-    .await;
-    assert_eq!(r.get("progress"), Some("66"));
-    assert_eq!(r.get("progress_message"), Some("2 of 3 images"));
-    assert_eq!(scratch.text("a-2x2.pgm").as_deref(), Some(GRADIENT_2X2));
-    // A later attempt that redid the first two images would now fail for good.
-    std::fs::remove_file(&a).expect("remove a");
-    std::fs::remove_file(&b).expect("remove b");
-    scratch.write("c.pgm", GRADIENT);
-
-    let r = fleet
-        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(30))
-        .await;
-    assert_eq!(
-        json_of(r.get("result")),
-        json!({"resized": 3, "resumed_from": 2})
-    );
-    assert!(r.attempt() >= 2, "{r:?}");
-    assert_eq!(r.get("checkpoint"), Some(r#"{"done":3}"#));
-    for thumb in ["a-2x2.pgm", "b-2x2.pgm", "c-2x2.pgm"] {
-        assert_eq!(
-            scratch.text(thumb).as_deref(),
-            Some(GRADIENT_2X2),
-            "{thumb}"
-        );
-    }
-    let s = fleet.stats("resize").await;
-    assert_eq!((s.completed, s.failed, s.live()), (1, 0, 0));
-    assert_eq!(s.retried, i64::from(r.attempt()) - 1);
-    fleet.teardown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_example_gives_up_at_once_on_a_file_that_is_not_an_image() {
-    let scratch = Scratch::new();
-    let fleet = fleet_with_resize(5).await;
-    let src = scratch.write("notes.txt", "shopping: milk, eggs\n");
-    let payload = json!({
-        "images": [{"src": src, "dst": scratch.path("out.pgm")}],
-        "width": 2,
-        "height": 2,
-    });
-    let id = fleet.enqueue("resize", &payload.to_string()).await;
-    let bad_payload = fleet.enqueue("resize", r#"{"images":[]}"#).await;
-
-    let r = fleet
-        .wait_for_state(&id, TaskState::Failed, Duration::from_secs(10))
-        .await;
-    assert_eq!(r.attempt(), 1, "no retry");
-    let error = r.get("error").expect("an error");
-    assert!(error.contains("not a plain PGM"), "{error}");
-    let r = fleet
-        .wait_for_state(&bad_payload, TaskState::Failed, Duration::from_secs(10))
-        .await;
-    assert_eq!(r.attempt(), 1, "no retry");
-    let error = r.get("error").expect("an error");
-    assert!(error.contains("\"width\""), "{error}");
-    assert!(scratch.text("out.pgm").is_none());
-    let s = fleet.stats("resize").await;
-    assert_eq!((s.failed, s.retried, s.completed), (2, 0, 0));
     fleet.teardown().await;
 }
