@@ -110,7 +110,11 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     pub fn start(config: &Config, extra_args: &[&str], log: &std::path::Path) -> Self {
         let log = std::fs::File::create(log).expect("log file");
-        let child = Command::new(bin("taskfleet-worker"))
+        // BENCH_WORKER_BIN lets scripts/bench compare another build's worker.
+        let program = std::env::var_os("BENCH_WORKER_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| bin("taskfleet-worker"));
+        let child = Command::new(program)
             .args(extra_args)
             .envs(env_for(config))
             .env_remove("TASKFLEET_CONFIG")

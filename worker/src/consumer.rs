@@ -13,7 +13,6 @@ use lapin::types::FieldTable;
 use std::sync::Arc;
 use std::time::Duration;
 use taskfleet_common::amqp::AmqpError;
-use taskfleet_common::config::QueueType;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -68,9 +67,7 @@ async fn open(shared: &Shared) -> Result<Link, AmqpError> {
     let c = &shared.config;
     let prefetch = c.worker.concurrency.min(u16::MAX as usize) as u16;
     let name = format!("taskfleet-worker {}", shared.worker_id);
-    let qos = BasicQosOptions {
-        global: c.queue_type == QueueType::Classic,
-    };
+    let qos = BasicQosOptions { global: false };
     let link = Link::open(
         &c.amqp_url,
         &name,

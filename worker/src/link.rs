@@ -28,9 +28,9 @@ pub(crate) enum Settle {
 }
 
 impl Link {
-    /// `qos`: classic queues share one channel-wide prefetch (`global`), so a worker
-    /// consuming several types holds at most its concurrency in unacked messages;
-    /// quorum queues only support a per-consumer prefetch.
+    /// `qos` applies per consumer (RabbitMQ's fast path, and the only one quorum queues
+    /// support), so a worker consuming T types may hold up to T × prefetch unacked
+    /// messages; the semaphore still bounds how many run.
     pub async fn open(
         url: &str,
         name: &str,
