@@ -10,9 +10,9 @@ use taskfleet_common::envelope::Envelope;
 use taskfleet_common::store::{CancelResult, EnqueueOutcome, NewTask, TaskRecord};
 use taskfleet_common::{Config, Names, StateStore, TaskId, TaskState};
 
-/// How long a publish keeps trying, in multiples of the network timeout, once the
-/// connection of a running producer broke (a broker restart takes seconds). A producer
-/// that cannot connect at all fails at once in `connect`.
+/// How long a publish (or the Redis record) keeps trying, in multiples of the network
+/// timeout, once the connection of a running producer broke (a restart takes seconds).
+/// A producer that cannot connect at all fails at once in `connect`.
 const PUBLISH_PATIENCE: u32 = 3;
 
 #[derive(Debug, Clone)]
@@ -87,21 +87,23 @@ impl Producer {
             created_at: None,
             trace_id: req.trace_id.clone(),
         };
-        let outcome = self
-            .store
-            .enqueue(&NewTask {
-                id: envelope.id,
-                task_type: &envelope.task_type,
-                payload: envelope.payload.get(),
-                max_attempts: envelope.max_attempts.unwrap_or(settings.max_attempts),
-                priority: envelope.priority.unwrap_or(0),
-                trace_id: envelope.trace_id.as_deref(),
-                created_at: None,
-                idempotency_key: req.idempotency_key.as_deref(),
-            })
-            .await?;
-        if let EnqueueOutcome::Exists(id) = outcome {
-            return Ok(Enqueued { id, existing: true });
+        let task = NewTask {
+            id: envelope.id,
+            task_type: &envelope.task_type,
+            payload: envelope.payload.get(),
+            max_attempts: envelope.max_attempts.unwrap_or(settings.max_attempts),
+            priority: envelope.priority.unwrap_or(0),
+            trace_id: envelope.trace_id.as_deref(),
+            created_at: None,
+            idempotency_key: req.idempotency_key.as_deref(),
+        };
+        let outcome = self.record(&task).await?;
+        match outcome {
+            // Our own id: an earlier try of this very call wrote it before its reply was
+            // lost. The message is still ours to publish.
+            EnqueueOutcome::Exists(id) if id == envelope.id => {}
+            EnqueueOutcome::Exists(id) => return Ok(Enqueued { id, existing: true }),
+            EnqueueOutcome::Created => {}
         }
         if let Err(e) = self.publish(&envelope).await {
             // The broker never confirmed it: the record must not claim `pending`.
@@ -124,6 +126,24 @@ impl Producer {
             id: envelope.id,
             existing: false,
         })
+    }
+
+    /// Writes the record, trying again (within the same patience as publishes) while
+    /// Redis is restarting or unreachable: a running producer rides out a restart.
+    async fn record(&self, task: &NewTask<'_>) -> Result<EnqueueOutcome> {
+        let deadline = tokio::time::Instant::now() + self.config.network_timeout * PUBLISH_PATIENCE;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.store.enqueue(task).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) if e.is_retryable() && tokio::time::Instant::now() + pause < deadline => {
+                    tracing::warn!(id = %task.id, error = %e, "recording the task failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Publishes an envelope to `{ns}.tasks` and waits for the confirm, reconnecting
