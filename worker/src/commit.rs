@@ -258,7 +258,20 @@ impl Task {
             error,
             attempts,
         };
-        dead_letter(&self.link, &self.delivery, &d).await
+        if self.link.is_connected() {
+            return dead_letter(&self.link, &self.delivery, &d).await;
+        }
+        // The record already says `failed`, and the redelivery of this message will
+        // be dropped as finished: the dead copy must go out on the live link, or
+        // `dead replay` would never see this task.
+        match self.shared.current_link() {
+            Some(live) => {
+                if let Err(e) = dead::publish(&live, &d).await {
+                    tracing::warn!(error = %e, "could not publish the dead copy on the new connection either");
+                }
+            }
+            None => tracing::warn!("no RabbitMQ connection to publish the dead copy on"),
+        }
     }
 }
 

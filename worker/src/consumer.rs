@@ -31,7 +31,11 @@ pub(crate) async fn run(
     let mut pause = Duration::from_millis(200);
     loop {
         let link = match open(&shared).await {
-            Ok(link) => Arc::new(link),
+            Ok(link) => {
+                let link = Arc::new(link);
+                shared.set_link(link.clone());
+                link
+            }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?pause, "cannot reach RabbitMQ");
                 tokio::select! {

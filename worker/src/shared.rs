@@ -3,6 +3,7 @@
 
 use crate::handler::DynHandler;
 use crate::inflight::Inflight;
+use crate::link::Link;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,8 @@ pub(crate) struct Shared {
     /// The types this worker consumes, in a stable order.
     pub types: Vec<TaskType>,
     draining: AtomicBool,
+    /// The consumer's live connection, for work that outlived its own (a dead copy).
+    link: std::sync::Mutex<Option<Arc<Link>>>,
     redis_down: AtomicBool,
     redis_back: Notify,
 }
@@ -50,6 +53,7 @@ impl Shared {
             inflight: Inflight::default(),
             types,
             draining: AtomicBool::new(false),
+            link: std::sync::Mutex::new(None),
             redis_down: AtomicBool::new(false),
             redis_back: Notify::new(),
         }
@@ -61,6 +65,19 @@ impl Shared {
         } else {
             WorkerStatus::Running
         }
+    }
+
+    pub fn set_link(&self, link: Arc<Link>) {
+        *self.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
+    }
+
+    /// The current connection, if it is up.
+    pub fn current_link(&self) -> Option<Arc<Link>> {
+        self.link
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|l| l.is_connected())
     }
 
     pub fn set_draining(&self) {
