@@ -1,6 +1,6 @@
 -- A worker takes a delivery. Decides, atomically, whether this delivery may run:
---   {'run', attempt, checkpoint|false, token}  run it; (worker, attempt, token) fences
---                                       every later write of this run
+--   {'run', attempt, checkpoint|false}  run it; the worker's fence token, stored in
+--                                       `fence`, must match every later write of this run
 --   {'reschedule', delay_ms}            a failed attempt whose retry was never published:
 --                                       publish the next attempt now, drop this one
 --   {'drop', state}                     already finished, or a stale copy of an older attempt
@@ -11,7 +11,8 @@
 -- crash takeover: it reuses the attempt, so a crash does not use up a retry.
 -- KEYS: task, stats, types, events, cancel, running
 -- ARGV: id, type, payload, attempt, max_attempts, priority, trace_id, created_at,
---       worker, lease_ms, max_redeliveries, retention_ms, redelivered (0/1)
+--       worker, lease_ms, max_redeliveries, retention_ms, redelivered (0/1),
+--       fence (a token the worker drew for this delivery, unique per claim)
 local task, stats, types, events, cancel, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, ttype, worker = ARGV[1], ARGV[2], ARGV[9]
 local attempt = tonumber(ARGV[4])
@@ -52,7 +53,17 @@ elseif state == 'retrying' then
   if attempt == rec_attempt then
     -- The failed attempt came back because publishing its retry was not confirmed.
     -- The worker publishes the next attempt instead of running this body, so a
-    -- message's attempt and the record's never disagree.
+    -- message's attempt and the record's never disagree. Counted like a delivery:
+    -- a retry that can never be published ends as poison, not in a loop.
+    deliveries = deliveries + 1
+    if deliveries > tonumber(ARGV[11]) then
+      move(task, stats, events, 'retrying', 'running', now, worker, {'deliveries', deliveries})
+      move(task, stats, events, 'running', 'failed', now, worker, finish_fields(now,
+        {'error', 'poison message: its retry could not be scheduled after ' .. deliveries .. ' tries'}))
+      redis.call('PEXPIRE', task, retention)
+      return {'poison', deliveries}
+    end
+    redis.call('HSET', task, 'deliveries', deliveries)
     local due = tonumber(redis.call('HGET', task, 'next_attempt_at')) or now
     return {'reschedule', math.max(0, due - now)}
   end
@@ -65,16 +76,17 @@ else -- running
   effective = attempt
 end
 
--- `deliveries` counts claims of this attempt: the poison bound, and the third part
--- of the fencing token, so a takeover by the same worker (after a reconnect) still
--- fences the run it replaced.
+-- `deliveries` counts claims of this attempt: the poison bound.
 if effective == rec_attempt and h[5] then
   deliveries = deliveries + 1
 else
   deliveries = 1
 end
 
-local fields = {'attempt', effective, 'worker', worker, 'started_at', now, 'deliveries', deliveries}
+-- `fence` changes with every claim, so a takeover, even by the same worker after a
+-- reconnect, fences the run it replaced.
+local fields = {'attempt', effective, 'worker', worker, 'started_at', now, 'deliveries', deliveries,
+  'fence', ARGV[14]}
 if state == 'running' then
   redis.call('HSET', task, 'updated_at', now, unpack(fields))
   event(events, id, ttype, 'running', 'running', now, worker)
@@ -91,4 +103,4 @@ if deliveries > tonumber(ARGV[11]) then
 end
 
 redis.call('ZADD', running, now + tonumber(ARGV[10]), id)
-return {'run', effective, h[4] or false, deliveries}
+return {'run', effective, h[4] or false}

@@ -1,20 +1,21 @@
--- A worker commits the outcome of the attempt it ran. Fenced: refused unless the
--- record is still `running`/`cancelling` under this worker and this attempt.
+-- A worker commits the outcome of the run it made. Fenced: refused unless the record
+-- is still `running`/`cancelling` under this run's fence (worker, attempt, token).
+-- Idempotent for the same run: a retried commit whose first try was applied (its
+-- reply lost) answers `ok` with the state that try left.
 -- A requested cancel turns any outcome but success into `cancelled`.
 -- KEYS: task, stats, events, running
 -- ARGV: id, worker, attempt, outcome (completed|failed|retrying|cancelled|pending),
---       result, error, retry_delay_ms, retention_ms, token (the claim's `deliveries`)
+--       result, error, retry_delay_ms, retention_ms, fence token
 -- Returns {'ok', final_state, cancel_latency_ms (-1 unless cancelled)} or
 -- {'refused', current_state}.
 local task, stats, events, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, worker, attempt, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local h = redis.call('HMGET', task, 'state', 'worker', 'attempt', 'deliveries')
+local h = redis.call('HMGET', task, 'state', 'worker', 'attempt', 'fence', 'deliveries')
 local state = h[1]
 if not state then return {'refused', 'missing'} end
-if (state ~= 'running' and state ~= 'cancelling') or h[2] ~= worker or h[3] ~= attempt
-    or h[4] ~= ARGV[9] then
-  return {'refused', state}
-end
+local ours = h[2] == worker and h[3] == attempt and h[4] == ARGV[9]
+if not ours then return {'refused', state} end
+if state ~= 'running' and state ~= 'cancelling' then return {'ok', state, -1} end
 local now = now_ms()
 
 local to = outcome
@@ -34,7 +35,7 @@ elseif to == 'cancelled' then
 elseif to == 'retrying' then
   fields = {'error', ARGV[6], 'next_attempt_at', now + tonumber(ARGV[7])}
 else -- pending: interrupted by a drain; uses neither an attempt nor a delivery
-  fields = {'deliveries', math.max(0, (tonumber(h[4]) or 1) - 1)}
+  fields = {'deliveries', math.max(0, (tonumber(h[5]) or 1) - 1)}
 end
 
 if not move(task, stats, events, state, to, now, worker, fields) then

@@ -2,8 +2,8 @@
 -- and tells it which of them were asked to stop or were taken over.
 -- KEYS: workers zset, worker hash, running zset
 -- ARGV: worker, lease_ms, entry_ttl_ms, status, task_key_prefix, cancel_key_prefix,
---       n_fields, field, value, ... (registry fields), then the ids it runs
--- Returns {now, cancelled_ids, lost_ids}.
+--       n_fields, field, value, ... (registry fields), then id, fence pairs of its runs
+-- Returns {now, cancelled_ids, lost (id, fence pairs)}.
 local workers, me, running = KEYS[1], KEYS[2], KEYS[3]
 local worker = ARGV[1]
 local now = now_ms()
@@ -11,25 +11,26 @@ local deadline = now + tonumber(ARGV[2])
 local nfields = tonumber(ARGV[7])
 local fields = {'heartbeat_at', now, 'status', ARGV[4]}
 for i = 8, 7 + 2 * nfields do fields[#fields + 1] = ARGV[i] end
-local first_id = 8 + 2 * nfields
-local ids = {}
-for i = first_id, #ARGV do ids[#ids + 1] = ARGV[i] end
+local runs = {}
+for i = 8 + 2 * nfields, #ARGV, 2 do runs[#runs + 1] = {ARGV[i], ARGV[i + 1]} end
 fields[#fields + 1] = 'inflight'
-fields[#fields + 1] = #ids
+fields[#fields + 1] = #runs
 redis.call('HSET', me, unpack(fields))
 redis.call('PEXPIRE', me, ARGV[3])
 redis.call('ZADD', workers, now, worker)
 
 local cancelled, lost = {}, {}
-for _, id in ipairs(ids) do
-  local h = redis.call('HMGET', ARGV[5] .. id, 'state', 'worker')
-  if (h[1] == 'running' or h[1] == 'cancelling') and h[2] == worker then
+for _, run in ipairs(runs) do
+  local id, fence = run[1], run[2]
+  local h = redis.call('HMGET', ARGV[5] .. id, 'state', 'worker', 'fence')
+  if (h[1] == 'running' or h[1] == 'cancelling') and h[2] == worker and h[3] == fence then
     redis.call('ZADD', running, 'XX', deadline, id)
     if h[1] == 'cancelling' or redis.call('EXISTS', ARGV[6] .. id) == 1 then
       cancelled[#cancelled + 1] = id
     end
   else
     lost[#lost + 1] = id
+    lost[#lost + 1] = fence
   end
 end
 return {now, cancelled, lost}

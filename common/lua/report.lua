@@ -1,9 +1,9 @@
 -- A running handler reports progress or a checkpoint. Fenced like finish.lua, so
 -- a zombie cannot overwrite the checkpoint of the attempt that took over.
 -- KEYS: task, events
--- ARGV: id, worker, attempt, token, field, value [, field, value]
+-- ARGV: id, worker, attempt, fence token, field, value [, field, value]
 -- Returns 1 if stored, 0 if refused.
-local h = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'type', 'deliveries')
+local h = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'type', 'fence')
 if (h[1] ~= 'running' and h[1] ~= 'cancelling') or h[2] ~= ARGV[2] or h[3] ~= ARGV[3]
     or h[5] ~= ARGV[4] then
   return 0

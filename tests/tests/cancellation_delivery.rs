@@ -70,39 +70,47 @@ async fn wait_for_subscribers(conn: &redis::aio::MultiplexedConnection, channel:
 
 /// Kills the pub/sub connection of this process that listens on `channel` (found by
 /// trying this process's pub/sub connections, newest first, until nobody listens).
+/// The list is read again each round: another test of this binary may have made a
+/// listener reconnect meanwhile, on a connection the first list did not have.
 async fn kill_listener(conn: &mut redis::aio::MultiplexedConnection, channel: &str, port: u16) {
-    let ours = own_ports_to(port);
-    let list: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(conn)
-        .await
-        .expect("CLIENT LIST");
-    let mut candidates: Vec<u64> = list
-        .lines()
-        .filter_map(|l| {
-            let field = |k: &str| {
-                l.split_whitespace()
-                    .find_map(|f| f.strip_prefix(k).map(str::to_owned))
-            };
-            let client_port: u16 = field("addr=")?.rsplit(':').next()?.parse().ok()?;
-            ours.contains(&client_port)
-                .then(|| field("id=")?.parse().ok())?
-        })
-        .collect();
-    candidates.sort_unstable_by(|a, b| b.cmp(a));
-    for id in candidates {
-        let _: redis::Value = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("ID")
-            .arg(id)
+    let mut killed = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let ours = own_ports_to(port);
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("TYPE")
+            .arg("pubsub")
             .query_async(conn)
             .await
-            .expect("CLIENT KILL");
-        if subscribers(conn, channel).await == 0 {
-            return;
+            .expect("CLIENT LIST");
+        let mut candidates: Vec<u64> = list
+            .lines()
+            .filter_map(|l| {
+                let field = |k: &str| {
+                    l.split_whitespace()
+                        .find_map(|f| f.strip_prefix(k).map(str::to_owned))
+                };
+                let client_port: u16 = field("addr=")?.rsplit(':').next()?.parse().ok()?;
+                ours.contains(&client_port)
+                    .then(|| field("id=")?.parse().ok())?
+            })
+            .filter(|id| !killed.contains(id))
+            .collect();
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        for id in candidates {
+            killed.insert(id);
+            let _: redis::Value = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(id)
+                .query_async(conn)
+                .await
+                .expect("CLIENT KILL");
+            if subscribers(conn, channel).await == 0 {
+                return;
+            }
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no pub/sub connection of this process listens on {channel}");
 }

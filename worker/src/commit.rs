@@ -264,7 +264,8 @@ impl Task {
         // The record already says `failed`, and the redelivery of this message will
         // be dropped as finished: the dead copy must go out on the live link, or
         // `dead replay` would never see this task.
-        match self.shared.current_link() {
+        let wait = self.shared.config.network_timeout * 3;
+        match self.shared.live_link(wait).await {
             Some(live) => {
                 if let Err(e) = dead::publish(&live, &d).await {
                     tracing::warn!(error = %e, "could not publish the dead copy on the new connection either");

@@ -121,6 +121,14 @@ async fn session(
     tracing::info!(worker = %shared.worker_id, types = ?shared.types, "consuming");
     let mut deliveries = select_all(consumers);
     loop {
+        // A channel closed by the broker (a channel-level error) leaves the connection
+        // up: reconnect rather than keep handing out deliveries that cannot be settled.
+        if !link.is_connected() {
+            return Err(AmqpError::Unreachable {
+                url: "channel".into(),
+                reason: "a channel of this connection was closed".into(),
+            });
+        }
         // No Redis, no claims: leave deliveries in RabbitMQ instead of taking them.
         if shared.is_redis_down() {
             tokio::select! {

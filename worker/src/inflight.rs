@@ -57,11 +57,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Running attempts by registration number: (task id, fence token, stop switch).
+type Runs = HashMap<u64, (TaskId, u64, StopSignal)>;
+
 #[derive(Debug, Default, Clone)]
 pub struct Inflight {
     // Keyed by a sequence number, not the task id: after a reconnect the same task
     // may briefly run twice here (the old delivery and its redelivery).
-    entries: Arc<Mutex<HashMap<u64, (TaskId, StopSignal)>>>,
+    entries: Arc<Mutex<Runs>>,
     next: Arc<AtomicU64>,
     // Set by `stop_all`: an attempt registered afterwards (its claim was still in
     // flight) starts already stopped instead of escaping the drain.
@@ -83,14 +86,15 @@ impl Drop for InflightGuard {
 }
 
 impl Inflight {
-    pub fn register(&self, id: TaskId) -> InflightGuard {
+    /// Registers a run of `id` with its fence token.
+    pub fn register(&self, id: TaskId, fence: u64) -> InflightGuard {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         let signal = StopSignal::new();
         let mut entries = lock(&self.entries);
         if let Some(reason) = *lock(&self.stopping) {
             signal.stop(reason);
         }
-        entries.insert(key, (id, signal.clone()));
+        entries.insert(key, (id, fence, signal.clone()));
         drop(entries);
         InflightGuard {
             inflight: self.clone(),
@@ -99,11 +103,12 @@ impl Inflight {
         }
     }
 
-    pub fn ids(&self) -> Vec<TaskId> {
-        let mut ids: Vec<TaskId> = lock(&self.entries).values().map(|(id, _)| *id).collect();
-        ids.sort();
-        ids.dedup();
-        ids
+    /// (task id, fence token) of every running attempt.
+    pub fn runs(&self) -> Vec<(TaskId, u64)> {
+        lock(&self.entries)
+            .values()
+            .map(|(id, fence, _)| (*id, *fence))
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -113,7 +118,7 @@ impl Inflight {
     /// Stops every running attempt of `id`; true if there was one.
     pub fn stop(&self, id: &TaskId, reason: StopReason) -> bool {
         let mut found = false;
-        for (task, signal) in lock(&self.entries).values() {
+        for (task, _, signal) in lock(&self.entries).values() {
             if task == id {
                 signal.stop(reason);
                 found = true;
@@ -122,10 +127,19 @@ impl Inflight {
         found
     }
 
+    /// Stops the one run of `id` holding `fence`; true if it was running here.
+    pub fn stop_run(&self, id: &TaskId, fence: u64, reason: StopReason) -> bool {
+        let entries = lock(&self.entries);
+        let run = entries
+            .values()
+            .find(|(task, f, _)| task == id && *f == fence);
+        run.inspect(|(_, _, signal)| signal.stop(reason)).is_some()
+    }
+
     pub fn stop_all(&self, reason: StopReason) {
         let entries = lock(&self.entries);
         *lock(&self.stopping) = Some(reason);
-        for (_, signal) in entries.values() {
+        for (_, _, signal) in entries.values() {
             signal.stop(reason);
         }
     }
@@ -139,8 +153,13 @@ mod tests {
     fn entries_leave_when_their_guard_drops() {
         let inflight = Inflight::default();
         let id = TaskId::new();
-        let g = inflight.register(id);
-        assert_eq!(inflight.ids(), vec![id]);
+        let g = inflight.register(id, 7);
+        let other = inflight.register(id, 8);
+        assert_eq!(inflight.runs().len(), 2);
+        assert!(inflight.stop_run(&id, 8, StopReason::LeaseLost));
+        assert_eq!(g.signal.reason(), None, "only the run with that fence");
+        assert_eq!(other.signal.reason(), Some(StopReason::LeaseLost));
+        drop(other);
         assert!(inflight.stop(&id, StopReason::Cancelled));
         assert_eq!(g.signal.reason(), Some(StopReason::Cancelled));
         inflight.stop(&id, StopReason::TimedOut);
@@ -157,7 +176,7 @@ mod tests {
     fn attempts_registered_after_stop_all_start_stopped() {
         let inflight = Inflight::default();
         inflight.stop_all(StopReason::Drained);
-        let g = inflight.register(TaskId::new());
+        let g = inflight.register(TaskId::new(), 1);
         assert_eq!(g.signal.reason(), Some(StopReason::Drained));
         assert!(g.signal.token().is_cancelled());
     }

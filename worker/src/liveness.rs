@@ -48,7 +48,7 @@ pub(crate) async fn beat(shared: &Shared) {
             shared.status(),
             c.lease,
             c.heartbeat_interval * 3,
-            &shared.inflight.ids(),
+            &shared.inflight.runs(),
         )
         .await;
     match result {
@@ -59,8 +59,8 @@ pub(crate) async fn beat(shared: &Shared) {
                     tracing::info!(%id, "cancellation found by the heartbeat check");
                 }
             }
-            for id in beat.lost {
-                if shared.inflight.stop(&id, StopReason::LeaseLost) {
+            for (id, fence) in beat.lost {
+                if shared.inflight.stop_run(&id, fence, StopReason::LeaseLost) {
                     tracing::warn!(%id, "lease taken over by another worker; stopping this attempt");
                 }
             }
@@ -137,7 +137,14 @@ pub(crate) async fn cancel_listener(shared: Arc<Shared>, stop: CancellationToken
 
 /// Stops the in-flight tasks whose cancellation flag is set.
 async fn stop_flagged(shared: &Shared) {
-    let ids = shared.inflight.ids();
+    let mut ids: Vec<_> = shared
+        .inflight
+        .runs()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    ids.dedup();
     match shared.store.cancel_flags(&ids).await {
         Ok(flags) => {
             for (id, _) in ids.iter().zip(flags).filter(|(_, set)| *set) {

@@ -12,7 +12,7 @@ use lapin::message::Delivery;
 use std::sync::Arc;
 use std::time::Instant;
 use taskfleet_common::envelope::Envelope;
-use taskfleet_common::store::Claim;
+use taskfleet_common::store::{Claim, DeliveryClaim};
 use tracing::Instrument;
 
 pub(crate) async fn process(
@@ -80,15 +80,20 @@ impl Task {
             return self.dead(DeadReason::UnknownType, &error, attempt).await;
         };
         let resolved = self.env.resolve(&s.config);
+        // A fresh token per delivery: every write of this run must carry it.
+        let token = uuid::Uuid::new_v4().as_u64_pair().0;
         let claim = s
             .store
             .claim(
                 &self.env,
                 &resolved,
-                &s.worker_id,
-                s.config.worker.lease,
-                s.config.max_redeliveries,
-                self.delivery.redelivered,
+                &DeliveryClaim {
+                    worker: &s.worker_id,
+                    token,
+                    redelivered: self.delivery.redelivered,
+                    lease: s.config.worker.lease,
+                    max_redeliveries: s.config.max_redeliveries,
+                },
             )
             .await;
         let (fence, checkpoint) = match claim {
@@ -130,7 +135,7 @@ impl Task {
             }
         };
 
-        let guard = s.inflight.register(self.env.id);
+        let guard = s.inflight.register(self.env.id, fence.token);
         let reporter = Arc::new(StoreReporter {
             store: s.store.clone(),
             id: self.env.id,

@@ -71,13 +71,19 @@ impl Shared {
         *self.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
     }
 
-    /// The current connection, if it is up.
-    pub fn current_link(&self) -> Option<Arc<Link>> {
-        self.link
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .filter(|l| l.is_connected())
+    /// The current connection once it is up, waiting for a reconnect at most `wait`.
+    pub async fn live_link(&self, wait: Duration) -> Option<Arc<Link>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let link = self.link.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(l) = link.filter(|l| l.is_connected()) {
+                return Some(l);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub fn set_draining(&self) {

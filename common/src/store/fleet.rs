@@ -42,8 +42,8 @@ pub struct Beat {
     pub now: u64,
     /// In-flight tasks whose cancellation was requested.
     pub cancelled: Vec<TaskId>,
-    /// In-flight tasks this worker no longer owns (lease taken over).
-    pub lost: Vec<TaskId>,
+    /// Runs of this worker that no longer own their task (taken over), with their fence.
+    pub lost: Vec<(TaskId, u64)>,
 }
 
 /// A live worker as `taskfleet workers` shows it.
@@ -63,7 +63,7 @@ impl StateStore {
         status: WorkerStatus,
         lease: Duration,
         entry_ttl: Duration,
-        inflight: &[TaskId],
+        inflight: &[(TaskId, u64)],
     ) -> Result<Beat> {
         let n = &self.names;
         let types = registration.types.join(",");
@@ -88,8 +88,8 @@ impl StateStore {
         for (k, v) in &fields {
             inv.arg(*k).arg(v);
         }
-        for id in inflight {
-            inv.arg(id.to_string());
+        for (id, fence) in inflight {
+            inv.arg(id.to_string()).arg(fence.to_string());
         }
         let reply: redis::Value = inv.invoke_async(&mut self.conn()).await?;
         let mut r = items(reply).into_iter();
@@ -102,7 +102,11 @@ impl StateStore {
                 .collect()
         };
         let cancelled = parse(r.next());
-        let lost = parse(r.next());
+        let lost_pairs = r.next().map(strings).unwrap_or_default();
+        let lost = lost_pairs
+            .chunks(2)
+            .filter_map(|p| Some((p.first()?.parse().ok()?, p.get(1)?.parse().ok()?)))
+            .collect();
         Ok(Beat {
             now,
             cancelled,

@@ -18,7 +18,9 @@ mod tasks;
 
 pub use fleet::{Beat, Registration, WorkerInfo, WorkerStatus};
 pub use read::{TaskRecord, TypeStats};
-pub use tasks::{CancelResult, Claim, Commit, EnqueueOutcome, Fence, NewTask, Outcome, Report};
+pub use tasks::{
+    CancelResult, Claim, Commit, DeliveryClaim, EnqueueOutcome, Fence, NewTask, Outcome, Report,
+};
 
 use crate::names::Names;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};

@@ -27,13 +27,26 @@ pub enum EnqueueOutcome {
     Exists(TaskId),
 }
 
-/// What every write of one run must match: the worker, the attempt and the claim
-/// token. Any takeover (even by the same worker after a reconnect) changes it.
+/// What every write of one run must match: the worker, the attempt and a token the
+/// worker draws for each delivery (stored by the claim). Any takeover, even by the
+/// same worker after a reconnect, changes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
     pub worker: WorkerId,
     pub attempt: u32,
-    pub token: u32,
+    pub token: u64,
+}
+
+/// Who takes a delivery, and what the claim needs to know about it.
+#[derive(Debug, Clone)]
+pub struct DeliveryClaim<'a> {
+    pub worker: &'a WorkerId,
+    /// The run's fence token, drawn by the worker for this delivery.
+    pub token: u64,
+    /// AMQP `redelivered`: a copy of a running attempt without it is a duplicate.
+    pub redelivered: bool,
+    pub lease: Duration,
+    pub max_redeliveries: u32,
 }
 
 /// Whether a delivery may run, decided by `claim.lua`.
@@ -173,11 +186,9 @@ impl StateStore {
         &self,
         env: &Envelope,
         resolved: &Resolved,
-        worker: &WorkerId,
-        lease: Duration,
-        max_redeliveries: u32,
-        redelivered: bool,
+        d: &DeliveryClaim<'_>,
     ) -> Result<Claim> {
+        let (worker, token) = (d.worker, d.token);
         let n = &self.names;
         let reply: redis::Value = self
             .scripts
@@ -197,10 +208,11 @@ impl StateStore {
             .arg(env.trace_id.as_deref().unwrap_or(""))
             .arg(env.created_at.unwrap_or(0))
             .arg(worker.as_str())
-            .arg(lease.as_millis() as u64)
-            .arg(max_redeliveries)
+            .arg(d.lease.as_millis() as u64)
+            .arg(d.max_redeliveries)
             .arg(self.retention_ms())
-            .arg(if redelivered { 1 } else { 0 })
+            .arg(if d.redelivered { 1 } else { 0 })
+            .arg(token.to_string())
             .invoke_async(&mut self.conn())
             .await?;
         let r = items(reply);
@@ -214,7 +226,7 @@ impl StateStore {
                 fence: Fence {
                     worker: worker.clone(),
                     attempt: number(1)? as u32,
-                    token: number(3)? as u32,
+                    token,
                 },
                 checkpoint: r.get(2).and_then(text),
             },
@@ -263,7 +275,7 @@ impl StateStore {
             .arg(error)
             .arg(delay)
             .arg(self.retention_ms())
-            .arg(fence.token)
+            .arg(fence.token.to_string())
             .invoke_async(&mut self.conn())
             .await?;
         let r = items(reply);
@@ -322,7 +334,7 @@ impl StateStore {
             .arg(id.to_string())
             .arg(fence.worker.as_str())
             .arg(fence.attempt)
-            .arg(fence.token);
+            .arg(fence.token.to_string());
         match report {
             Report::Progress { percent, message } => {
                 invocation.arg("progress").arg(percent.min(&100));

@@ -35,6 +35,7 @@ async fn set_record(s: &StateStore, id: &TaskId, state: TaskState, worker: &str,
                 ("worker", worker.into()),
                 ("attempt", attempt.to_string()),
                 ("deliveries", "1".into()),
+                ("fence", "1".into()),
                 ("started_at", "1".into()),
             ],
         )
@@ -42,11 +43,21 @@ async fn set_record(s: &StateStore, id: &TaskId, state: TaskState, worker: &str,
         .expect("hset");
 }
 
-fn fence(worker: &str, attempt: u32, token: u32) -> Fence {
+fn fence(worker: &str, attempt: u32, token: u64) -> Fence {
     Fence {
         worker: WorkerId::from(worker.to_owned()),
         attempt,
         token,
+    }
+}
+
+fn delivery(worker: &WorkerId, redelivered: bool, token: u64) -> DeliveryClaim<'_> {
+    DeliveryClaim {
+        worker,
+        token,
+        redelivered,
+        lease: Duration::from_secs(5),
+        max_redeliveries: 5,
     }
 }
 
@@ -90,18 +101,29 @@ async fn finish_refuses_illegal_transitions_and_stale_workers() {
     let t: TaskType = "echo".parse().expect("type");
     let w = fence("w1", 1, 1);
     let done = Outcome::Completed { result: "1".into() };
-    // Only running (and cancelling) records of this worker and attempt accept an outcome.
+    // Only running (and cancelling) records move. For any other state the same run
+    // is told the state it finds (its earlier commit got there), and nothing changes.
     for from in TaskState::ALL {
         let id = TaskId::new();
         set_record(&s, &id, from, "w1", 1).await;
         let c = s.finish(&id, &t, &w, &done).await.expect("finish runs");
         let allowed = matches!(from, TaskState::Running | TaskState::Cancelling);
-        assert_eq!(
-            matches!(c, Commit::Applied { .. }),
-            allowed,
-            "{from}: {c:?}"
-        );
-        if !allowed {
+        if allowed {
+            assert!(
+                matches!(
+                    c,
+                    Commit::Applied {
+                        state: TaskState::Completed,
+                        ..
+                    }
+                ),
+                "{from}: {c:?}"
+            );
+        } else {
+            assert!(
+                matches!(c, Commit::Applied { state, .. } if state == from),
+                "{from}: {c:?}"
+            );
             assert_eq!(state_of(&s, &id).await, Some(from), "{from} unchanged");
         }
     }
@@ -142,7 +164,7 @@ async fn terminal_records_never_leave_their_state() {
         .expect("envelope");
         let resolved = env.resolve(&crate::Config::default());
         let claim = s
-            .claim(&env, &resolved, &w.worker, Duration::from_secs(5), 5, false)
+            .claim(&env, &resolved, &delivery(&w.worker, false, 1))
             .await
             .expect("claim");
         assert!(matches!(claim, Claim::Drop { .. }), "{terminal}: {claim:?}");
@@ -159,8 +181,16 @@ async fn terminal_records_never_leave_their_state() {
         ] {
             let c = s.finish(&id, &t, &w, &outcome).await.expect("finish");
             assert!(
-                matches!(c, Commit::Refused { .. }),
+                matches!(c, Commit::Applied { state, .. } if state == terminal),
                 "{terminal} {outcome:?}: {c:?}"
+            );
+            let stale = s
+                .finish(&id, &t, &fence("w1", 1, 2), &outcome)
+                .await
+                .expect("finish");
+            assert!(
+                matches!(stale, Commit::Refused { .. }),
+                "{terminal} {outcome:?}: {stale:?}"
             );
         }
         assert_eq!(state_of(&s, &id).await, Some(terminal));
@@ -180,7 +210,7 @@ async fn a_failed_attempt_back_without_its_retry_is_rescheduled_not_run() {
     let resolved = env.resolve(&crate::Config::default());
     let w = WorkerId::from("w2".to_owned());
     let claim = s
-        .claim(&env, &resolved, &w, Duration::from_secs(5), 5, true)
+        .claim(&env, &resolved, &delivery(&w, true, 7))
         .await
         .expect("claim");
     assert!(
@@ -204,7 +234,7 @@ async fn a_failed_attempt_back_without_its_retry_is_rescheduled_not_run() {
     )
     .expect("envelope");
     let claim = s
-        .claim(&next, &resolved, &w, Duration::from_secs(5), 5, false)
+        .claim(&next, &resolved, &delivery(&w, false, 8))
         .await
         .expect("claim");
     assert!(

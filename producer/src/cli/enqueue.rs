@@ -100,6 +100,7 @@ async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
                     "line {}: payload exceeds the limit of {max_line} bytes (payload_limit)",
                     n + 1
                 )),
+                LineError::NotUtf8 => ProducerError::Invalid(format!("line {}: not UTF-8", n + 1)),
                 LineError::Io(e) => ProducerError::Invalid(format!("reading stdin: {e}")),
             })?;
             let req = args

@@ -7,6 +7,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReade
 #[derive(Debug)]
 pub enum LineError {
     TooLong,
+    NotUtf8,
     Io(std::io::Error),
 }
 
@@ -15,7 +16,8 @@ pub fn bounded_lines<R: AsyncRead + Unpin>(
     r: R,
     max: usize,
 ) -> impl Stream<Item = Result<String, LineError>> {
-    futures_util::stream::unfold(BufReader::new(r), move |mut r| async move {
+    futures_util::stream::unfold(Some(BufReader::new(r)), move |reader| async move {
+        let mut r = reader?;
         let mut buf = Vec::new();
         match (&mut r)
             .take(max as u64 + 1)
@@ -23,19 +25,26 @@ pub fn bounded_lines<R: AsyncRead + Unpin>(
             .await
         {
             Ok(0) => None,
-            Err(e) => Some((Err(LineError::Io(e)), r)),
+            // An input that failed once is not read again (no endless error loop).
+            Err(e) => Some((Err(LineError::Io(e)), None)),
             Ok(_) => {
                 let complete = buf.last() == Some(&b'\n');
                 if complete {
                     buf.pop();
+                    if buf.last() == Some(&b'\r') {
+                        buf.pop();
+                    }
                 }
                 if buf.len() > max {
                     if !complete && let Err(e) = skip_line(&mut r).await {
-                        return Some((Err(LineError::Io(e)), r));
+                        return Some((Err(LineError::Io(e)), None));
                     }
-                    return Some((Err(LineError::TooLong), r));
+                    return Some((Err(LineError::TooLong), Some(r)));
                 }
-                Some((Ok(String::from_utf8_lossy(&buf).into_owned()), r))
+                match String::from_utf8(buf) {
+                    Ok(line) => Some((Ok(line), Some(r))),
+                    Err(_) => Some((Err(LineError::NotUtf8), Some(r))),
+                }
             }
         }
     })
@@ -64,12 +73,15 @@ mod tests {
 
     #[tokio::test]
     async fn long_lines_are_refused_and_the_rest_still_read() {
-        let input = format!("a\n{}\nb\n{}", "x".repeat(100), "y".repeat(3));
-        let got: Vec<_> = bounded_lines(input.as_bytes(), 10).collect().await;
-        assert_eq!(got.len(), 4);
+        let mut input = format!("a\r\n{}\nb\n", "x".repeat(100)).into_bytes();
+        input.extend_from_slice(b"\xff\n");
+        input.extend_from_slice("y".repeat(3).as_bytes());
+        let got: Vec<_> = bounded_lines(input.as_slice(), 10).collect().await;
+        assert_eq!(got.len(), 5);
         assert_eq!(got[0].as_ref().ok().map(String::as_str), Some("a"));
         assert!(matches!(got[1], Err(LineError::TooLong)));
         assert_eq!(got[2].as_ref().ok().map(String::as_str), Some("b"));
-        assert_eq!(got[3].as_ref().ok().map(String::as_str), Some("yyy"));
+        assert!(matches!(got[3], Err(LineError::NotUtf8)));
+        assert_eq!(got[4].as_ref().ok().map(String::as_str), Some("yyy"));
     }
 }
