@@ -25,7 +25,7 @@ if redis.call('EXISTS', task) == 0 then
     created, attempt - 1, now)
 end
 
-local h = redis.call('HMGET', task, 'state', 'attempt', 'deliveries', 'checkpoint', 'started_at')
+local h = redis.call('HMGET', task, 'state', 'attempt', 'deliveries', 'checkpoint', 'started_at', 'worker')
 local state, rec_attempt = h[1], tonumber(h[2]) or 0
 local deliveries = tonumber(h[3]) or 0
 
@@ -76,8 +76,11 @@ else -- running
   effective = attempt
 end
 
--- `deliveries` counts claims of this attempt: the poison bound.
-if effective == rec_attempt and h[5] then
+-- `deliveries` counts claims of this attempt: the poison bound. A running attempt
+-- taken back by the worker that ran it was redelivered by that worker's own
+-- reconnect, not by a crash: it does not count towards poison.
+local own_reconnect = state == 'running' and h[6] == worker
+if effective == rec_attempt and h[5] and not own_reconnect then
   deliveries = deliveries + 1
 else
   deliveries = 1

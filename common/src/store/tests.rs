@@ -243,3 +243,52 @@ async fn a_failed_attempt_back_without_its_retry_is_rescheduled_not_run() {
     );
     s.purge_namespace().await.expect("cleanup");
 }
+
+#[tokio::test]
+async fn a_workers_own_reconnect_does_not_count_towards_poison() {
+    let s = store().await;
+    let id = TaskId::new();
+    set_record(&s, &id, TaskState::Running, "w1", 1).await;
+    let env = Envelope::parse(
+        format!(r#"{{"id":"{id}","type":"echo","payload":1,"attempt":1}}"#).as_bytes(),
+        1024,
+    )
+    .expect("envelope");
+    let resolved = env.resolve(&crate::Config::default());
+    let deliveries = |r: Option<TaskRecord>| r.and_then(|r| r.get("deliveries").map(str::to_owned));
+    let w1 = WorkerId::from("w1".to_owned());
+    let claim = s
+        .claim(&env, &resolved, &delivery(&w1, true, 2))
+        .await
+        .expect("claim");
+    assert!(matches!(claim, Claim::Run { .. }), "{claim:?}");
+    assert_eq!(
+        deliveries(s.get(&id).await.expect("get")),
+        Some("1".into()),
+        "same worker: not a crash"
+    );
+    let w2 = WorkerId::from("w2".to_owned());
+    let claim = s
+        .claim(&env, &resolved, &delivery(&w2, true, 3))
+        .await
+        .expect("claim");
+    assert!(matches!(claim, Claim::Run { .. }), "{claim:?}");
+    assert_eq!(
+        deliveries(s.get(&id).await.expect("get")),
+        Some("2".into()),
+        "another worker: a crash takeover"
+    );
+    let stale = s
+        .finish(
+            &id,
+            &"echo".parse().expect("type"),
+            &fence("w1", 1, 2),
+            &Outcome::Cancelled,
+        )
+        .await;
+    assert!(
+        matches!(stale, Ok(Commit::Refused { .. })),
+        "the replaced run is fenced: {stale:?}"
+    );
+    s.purge_namespace().await.expect("cleanup");
+}
