@@ -28,6 +28,17 @@ pub use names::Names;
 pub use state::TaskState;
 pub use store::StateStore;
 
+/// A command-line usage error (clap renders several lines) as the one line the
+/// contract asks for: `PROGRAM: <first line> (see PROGRAM --help)`.
+pub fn usage_error_line(program: &str, rendered: &str) -> String {
+    let first = rendered
+        .lines()
+        .next()
+        .unwrap_or("bad usage")
+        .trim_start_matches("error: ");
+    format!("{program}: {first} (see {program} --help)")
+}
+
 /// A URL fit for logs and error messages: any password is replaced by `***`.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

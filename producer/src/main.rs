@@ -7,13 +7,10 @@ async fn main() -> ExitCode {
         Ok(a) => a,
         // Usage errors are one line naming the problem, exit 2; --help and --version print as usual.
         Err(e) if e.use_stderr() => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("bad usage")
-                .trim_start_matches("error: ");
-            eprintln!("taskfleet: {first} (see taskfleet --help)");
+            eprintln!(
+                "{}",
+                taskfleet_common::usage_error_line("taskfleet", &e.to_string())
+            );
             return ExitCode::from(2);
         }
         Err(e) => e.exit(),

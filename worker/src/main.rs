@@ -73,13 +73,10 @@ async fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) if e.use_stderr() => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("bad usage")
-                .trim_start_matches("error: ");
-            eprintln!("taskfleet-worker: {first} (see taskfleet-worker --help)");
+            eprintln!(
+                "{}",
+                taskfleet_common::usage_error_line("taskfleet-worker", &e.to_string())
+            );
             return ExitCode::from(2);
         }
         Err(e) => e.exit(),
