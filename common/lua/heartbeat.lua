@@ -16,6 +16,8 @@ for i = 8 + 2 * nfields, #ARGV, 2 do runs[#runs + 1] = {ARGV[i], ARGV[i + 1]} en
 fields[#fields + 1] = 'inflight'
 fields[#fields + 1] = #runs
 redis.call('HSET', me, unpack(fields))
+-- Set by the first beat, from the same clock as every other timestamp.
+redis.call('HSETNX', me, 'started_at', now)
 redis.call('PEXPIRE', me, ARGV[3])
 redis.call('ZADD', workers, now, worker)
 

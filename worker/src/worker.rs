@@ -11,7 +11,7 @@ use crate::liveness;
 use crate::shared::Shared;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use taskfleet_common::store::{Registration, StoreError};
 use taskfleet_common::{Config, Names, StateStore, TaskType, WorkerId};
 use tokio::task::JoinSet;
@@ -132,10 +132,6 @@ impl Worker {
             pid,
             types: types.iter().map(ToString::to_string).collect(),
             concurrency: c.worker.concurrency,
-            started_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
         };
         let shared = Arc::new(Shared::new(
             self.config,

@@ -15,7 +15,6 @@ pub struct Registration {
     pub pid: u32,
     pub types: Vec<String>,
     pub concurrency: usize,
-    pub started_at: u64,
 }
 
 /// A worker's status in its registry entry.
@@ -67,12 +66,11 @@ impl StateStore {
     ) -> Result<Beat> {
         let n = &self.names;
         let types = registration.types.join(",");
-        let fields: [(&str, String); 5] = [
+        let fields: [(&str, String); 4] = [
             ("host", registration.host.clone()),
             ("pid", registration.pid.to_string()),
             ("types", types),
             ("concurrency", registration.concurrency.to_string()),
-            ("started_at", registration.started_at.to_string()),
         ];
         let mut inv = self.scripts.heartbeat.prepare_invoke();
         inv.key(n.workers_key())
