@@ -6,7 +6,8 @@
 //! - `envelope`: the message body, parsed once per delivery
 //! - `names`: every AMQP name and Redis key, in one place
 //! - `config`: the one typed configuration (defaults → file → env)
-//! - `retry`: the backoff policy
+//! - `retry`: the backoff policy of failed attempts
+//! - `reconnect`: the one reconnect policy of every loop that waits for a server
 //! - `store`: the Redis state store (`StateStore`), one Lua script per transition
 //! - `amqp`: connecting, topology, broker-held delays, the confirmed publisher
 //! - `logging`: tracing-subscriber setup for the binaries
@@ -17,6 +18,7 @@ pub mod envelope;
 pub mod ids;
 pub mod logging;
 pub mod names;
+pub mod reconnect;
 pub mod retry;
 pub mod state;
 pub mod store;
