@@ -3,8 +3,8 @@
 //! semaphore bounds how many run. When the connection breaks, the session ends and
 //! a new one starts with backoff; tasks already running finish on their own.
 
+use crate::delivery::{self, AmqpInbound};
 use crate::link::{Link, Settle};
-use crate::process::process;
 use crate::shared::Shared;
 use futures_util::StreamExt;
 use futures_util::stream::select_all;
@@ -13,6 +13,7 @@ use lapin::types::FieldTable;
 use std::sync::Arc;
 use std::time::Duration;
 use taskfleet_common::amqp::AmqpError;
+use taskfleet_common::reconnect::ReconnectPolicy;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -28,21 +29,19 @@ pub(crate) async fn run(
     tasks: &mut JoinSet<()>,
 ) -> Option<Arc<Link>> {
     let semaphore = Arc::new(Semaphore::new(shared.config.worker.concurrency));
-    let mut pause = Duration::from_millis(200);
+    let mut backoff = ReconnectPolicy::SESSION.start();
     loop {
         let link = match open(&shared).await {
             Ok(link) => {
                 let link = Arc::new(link);
-                shared.set_link(link.clone());
+                shared.link.set(link.clone());
                 link
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?pause, "cannot reach RabbitMQ");
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = shutdown.cancelled() => return None,
+                tracing::warn!(error = %e, retry_in = ?backoff.upcoming(), "cannot reach RabbitMQ");
+                if !backoff.wait(&shutdown).await {
+                    return None;
                 }
-                pause = (pause * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
@@ -50,20 +49,18 @@ pub(crate) async fn run(
         match session(&shared, &link, &semaphore, &shutdown, tasks).await {
             Ok(()) => return Some(link),
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?pause, "RabbitMQ connection lost; reconnecting");
+                tracing::warn!(error = %e, "RabbitMQ connection lost; reconnecting");
                 link.close().await;
             }
         }
         // A session that lived a while earns a quick reconnect; one that failed at
         // once (no permission to consume, a queue without a leader) backs off.
         if started.elapsed() > HEALTHY_SESSION {
-            pause = Duration::from_millis(200);
+            backoff.reset();
         }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = shutdown.cancelled() => return None,
+        if !backoff.wait(&shutdown).await {
+            return None;
         }
-        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -130,7 +127,7 @@ async fn session(
             });
         }
         // No Redis, no claims: leave deliveries in RabbitMQ instead of taking them.
-        if shared.is_redis_down() {
+        if shared.health.is_down() {
             tokio::select! {
                 _ = shared.wait_for_redis(Duration::from_millis(500)) => {}
                 _ = shutdown.cancelled() => break,
@@ -149,9 +146,15 @@ async fn session(
         };
         match next {
             Some((queue, Ok(delivery))) => {
-                let (shared, link) = (shared.clone(), link.clone());
+                let inbound = AmqpInbound {
+                    link: link.clone(),
+                    delivery,
+                    queue,
+                    current: shared.link.clone(),
+                };
+                let shared = shared.clone();
                 tasks.spawn(async move {
-                    process(shared, link, delivery, queue).await;
+                    delivery::process(shared, inbound).await;
                     drop(permit);
                 });
             }

@@ -5,7 +5,9 @@
 //! - `handler`: `Handler`, `TaskContext`, `TaskError` — all a handler author sees
 //! - `builtin`: `echo`, `sleep`, `flaky`; `exec`: programs in any language
 //! - `consumer`: the consuming loop and its reconnect loop (`link`: one connection)
-//! - `process`: one delivery: parse → claim → run; `commit`: commit → ack / retry / dead
+//! - `delivery`: one delivery: parse → claim → run → commit → settle, as a pure
+//!   `Decision` and one executor, behind seams that unit tests fake
+//! - `health`: whether Redis answers (deliveries pause while it does not)
 //! - `reporter`: progress and checkpoints to the store, bounded and fenced
 //! - `runner`: one attempt against its timeout, stop signal and grace period
 //! - `inflight`: running attempts and their stop switches
@@ -16,15 +18,15 @@
 //! `Worker::run`; the library never touches signals or the environment.
 
 mod builtin;
-mod commit;
 mod consumer;
 mod dead;
+mod delivery;
 mod exec;
 mod handler;
+mod health;
 mod inflight;
 mod link;
 mod liveness;
-mod process;
 mod reporter;
 mod runner;
 mod shared;

@@ -6,8 +6,8 @@ use crate::inflight::StopReason;
 use crate::shared::Shared;
 use futures_util::StreamExt;
 use std::sync::Arc;
-use std::time::Duration;
 use taskfleet_common::TaskId;
+use taskfleet_common::reconnect::ReconnectPolicy;
 use tokio_util::sync::CancellationToken;
 
 /// Beats every heartbeat interval until `stop`.
@@ -53,7 +53,7 @@ pub(crate) async fn beat(shared: &Shared) {
         .await;
     match result {
         Ok(beat) => {
-            shared.redis_ok();
+            shared.health.ok();
             for id in beat.cancelled {
                 if shared.inflight.stop(&id, StopReason::Cancelled) {
                     tracing::info!(%id, "cancellation found by the heartbeat check");
@@ -67,7 +67,7 @@ pub(crate) async fn beat(shared: &Shared) {
         }
         Err(e) => {
             if e.is_connection_error() {
-                shared.redis_failed();
+                shared.health.failed();
             }
             tracing::warn!(error = %e, "heartbeat failed");
         }
@@ -91,8 +91,7 @@ async fn reap(shared: &Shared) {
 /// Listens on `{ns}:cancellations` and stops matching in-flight tasks at once.
 /// Resubscribes after any error; what it misses, the heartbeat check catches.
 pub(crate) async fn cancel_listener(shared: Arc<Shared>, stop: CancellationToken) {
-    const FIRST_PAUSE: Duration = Duration::from_millis(200);
-    let mut pause = FIRST_PAUSE;
+    let mut backoff = ReconnectPolicy::SESSION.start();
     loop {
         let session = async {
             let mut pubsub = shared
@@ -121,17 +120,15 @@ pub(crate) async fn cancel_listener(shared: Arc<Shared>, stop: CancellationToken
                 // resubscribe after the shortest pause, not the backoff of earlier ones.
                 Ok(()) => {
                     tracing::debug!("cancellation listener lost its connection");
-                    pause = FIRST_PAUSE;
+                    backoff.reset();
                 }
                 Err(e) => tracing::debug!(error = %e, "cancellation listener cannot subscribe"),
             },
             _ = stop.cancelled() => return,
         }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = stop.cancelled() => return,
+        if !backoff.wait(&stop).await {
+            return;
         }
-        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
 

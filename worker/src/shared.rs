@@ -1,40 +1,39 @@
 //! What every part of a running worker shares: configuration, the state store, the
-//! handlers, the in-flight registry, and whether Redis is answering.
+//! handlers, the in-flight registry, Redis's health and the live connection.
+//! Generic over the store so the delivery path runs against a fake in unit tests.
 
 use crate::handler::DynHandler;
+use crate::health::RedisHealth;
 use crate::inflight::Inflight;
 use crate::link::Link;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use taskfleet_common::amqp::Topology;
 use taskfleet_common::store::{Registration, WorkerStatus};
 use taskfleet_common::{Config, Names, StateStore, TaskType, WorkerId};
-use tokio::sync::Notify;
 
-pub(crate) struct Shared {
+pub(crate) struct Shared<S = StateStore> {
     pub config: Config,
     pub names: Names,
     pub topology: Topology,
-    pub store: StateStore,
+    pub store: S,
     pub worker_id: WorkerId,
     pub registration: Registration,
     pub handlers: HashMap<TaskType, Arc<dyn DynHandler>>,
     pub inflight: Inflight,
     /// The types this worker consumes, in a stable order.
     pub types: Vec<TaskType>,
+    pub health: RedisHealth,
+    pub link: CurrentLink,
     draining: AtomicBool,
-    /// The consumer's live connection, for work that outlived its own (a dead copy).
-    link: std::sync::Mutex<Option<Arc<Link>>>,
-    redis_down: AtomicBool,
-    redis_back: Notify,
 }
 
-impl Shared {
+impl<S> Shared<S> {
     pub fn new(
         config: Config,
-        store: StateStore,
+        store: S,
         worker_id: WorkerId,
         registration: Registration,
         handlers: HashMap<TaskType, Arc<dyn DynHandler>>,
@@ -52,10 +51,9 @@ impl Shared {
             handlers,
             inflight: Inflight::default(),
             types,
+            health: RedisHealth::default(),
+            link: CurrentLink::default(),
             draining: AtomicBool::new(false),
-            link: std::sync::Mutex::new(None),
-            redis_down: AtomicBool::new(false),
-            redis_back: Notify::new(),
         }
     }
 
@@ -67,15 +65,32 @@ impl Shared {
         }
     }
 
-    pub fn set_link(&self, link: Arc<Link>) {
-        *self.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Shared<StateStore> {
+    /// Waits until Redis answers, probing it every `probe`.
+    pub async fn wait_for_redis(&self, probe: Duration) {
+        self.health.wait_until_up(probe, || self.store.ping()).await
+    }
+}
+
+/// The consumer's live connection, for work that outlived its own (a dead copy).
+#[derive(Clone, Default)]
+pub(crate) struct CurrentLink(Arc<Mutex<Option<Arc<Link>>>>);
+
+impl CurrentLink {
+    pub fn set(&self, link: Arc<Link>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
     }
 
     /// The current connection once it is up, waiting for a reconnect at most `wait`.
-    pub async fn live_link(&self, wait: Duration) -> Option<Arc<Link>> {
+    pub async fn live(&self, wait: Duration) -> Option<Arc<Link>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let link = self.link.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let link = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
             if let Some(l) = link.filter(|l| l.is_connected()) {
                 return Some(l);
             }
@@ -83,43 +98,6 @@ impl Shared {
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    pub fn set_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
-    }
-
-    /// Called when a Redis call failed for connection reasons: the worker stops
-    /// taking deliveries (it could not record them) until Redis answers again.
-    pub fn redis_failed(&self) {
-        if !self.redis_down.swap(true, Ordering::Relaxed) {
-            tracing::warn!("Redis is not answering; pausing deliveries until it is back");
-        }
-    }
-
-    pub fn redis_ok(&self) {
-        if self.redis_down.swap(false, Ordering::Relaxed) {
-            tracing::info!("Redis answers again; resuming deliveries");
-            self.redis_back.notify_waiters();
-        }
-    }
-
-    pub fn is_redis_down(&self) -> bool {
-        self.redis_down.load(Ordering::Relaxed)
-    }
-
-    /// Waits until Redis answers, probing it every `probe` (the heartbeat also clears it).
-    pub async fn wait_for_redis(&self, probe: Duration) {
-        while self.is_redis_down() {
-            tokio::select! {
-                _ = self.redis_back.notified() => {}
-                _ = tokio::time::sleep(probe) => {
-                    if self.store.ping().await.is_ok() {
-                        self.redis_ok();
-                    }
-                }
-            }
         }
     }
 }

@@ -1,0 +1,111 @@
+//! The real [`Inbound`]: a lapin delivery on the link it came on.
+
+use super::ports::{DeadCopy, Inbound};
+use crate::dead::{self, DeadLetter};
+use crate::link::{Link, Settle};
+use crate::shared::CurrentLink;
+use lapin::message::Delivery;
+use std::sync::Arc;
+use std::time::Duration;
+use taskfleet_common::amqp::{AmqpError, Publish, delay, publish_confirmed};
+use taskfleet_common::envelope::Envelope;
+
+pub(crate) struct AmqpInbound {
+    pub link: Arc<Link>,
+    pub delivery: Delivery,
+    pub queue: String,
+    /// The worker's live connection, for a dead copy whose own connection broke.
+    pub current: CurrentLink,
+}
+
+impl AmqpInbound {
+    fn dead_letter<'a>(&'a self, copy: &'a DeadCopy) -> DeadLetter<'a> {
+        DeadLetter {
+            body: &self.delivery.data,
+            message_id: &copy.message_id,
+            task_type: &copy.task_type,
+            queue: &self.queue,
+            reason: copy.reason,
+            error: &copy.error,
+            attempts: copy.attempts,
+        }
+    }
+}
+
+impl Inbound for AmqpInbound {
+    fn body(&self) -> &[u8] {
+        &self.delivery.data
+    }
+
+    fn redelivered(&self) -> bool {
+        self.delivery.redelivered
+    }
+
+    fn message_id(&self) -> Option<&str> {
+        self.delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str())
+    }
+
+    fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    fn is_connected(&self) -> bool {
+        self.link.is_connected()
+    }
+
+    async fn settle(&self, how: Settle) {
+        self.link.settle(&self.delivery, how).await
+    }
+
+    async fn publish_attempt(
+        &self,
+        env: &Envelope,
+        delay: Duration,
+        priority: u8,
+    ) -> Result<(), AmqpError> {
+        let link = &self.link;
+        let body = env.to_bytes();
+        let id = env.id.to_string();
+        let tasks_exchange = link.names.tasks_exchange();
+        let (exchange, routing_key) = if delay.is_zero() {
+            (tasks_exchange.as_str(), env.task_type.to_string())
+        } else {
+            let ms = delay::quantize(delay);
+            let queue = delay::declare(&link.publish, &link.names, &env.task_type, ms);
+            ("", link.bounded("declaring a delay queue", queue).await?)
+        };
+        let msg = Publish {
+            exchange,
+            routing_key: &routing_key,
+            body: &body,
+            message_id: &id,
+            task_type: env.task_type.as_str(),
+            priority,
+            headers: env
+                .traceparent()
+                .map(|t| ("traceparent", t))
+                .into_iter()
+                .collect(),
+        };
+        publish_confirmed(&link.publish, &msg, link.timeout).await
+    }
+
+    async fn publish_dead(&self, copy: &DeadCopy) -> Result<(), AmqpError> {
+        dead::publish(&self.link, &self.dead_letter(copy)).await
+    }
+
+    async fn publish_dead_elsewhere(&self, copy: &DeadCopy) -> Result<(), AmqpError> {
+        let wait = self.link.timeout * 3;
+        let Some(live) = self.current.live(wait).await else {
+            return Err(AmqpError::Unreachable {
+                url: "the worker's connection".into(),
+                reason: format!("no RabbitMQ connection came back within {wait:?}"),
+            });
+        };
+        dead::publish(&live, &self.dead_letter(copy)).await
+    }
+}

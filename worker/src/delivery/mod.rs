@@ -1,0 +1,136 @@
+//! One delivery, start to end: parse → claim → run → commit → settle. The delivery is
+//! acknowledged only after its new state is committed in Redis.
+//!
+//! # Layout
+//! - `decision`: what happens to a delivery (`Decision`), decided without I/O
+//! - `verdict`: how an attempt ended, as recorded (`Verdict`)
+//! - `executor`: carries a `Decision` out on the delivery
+//! - `attempt`: runs one claimed attempt of a handler
+//! - `commit`: commits a verdict, riding out a Redis restart while the lease lasts
+//! - `ports`: the seams (`TaskStore`, `Inbound`) that unit tests fill with fakes
+//! - `amqp`: the real `Inbound`, a lapin delivery on its link
+
+mod amqp;
+mod attempt;
+mod commit;
+mod decision;
+mod executor;
+#[cfg(test)]
+mod fakes;
+mod ports;
+#[cfg(test)]
+mod tests;
+mod verdict;
+
+pub(crate) use amqp::AmqpInbound;
+pub(crate) use ports::TaskStore;
+
+use crate::shared::Shared;
+use decision::ClaimStep;
+use ports::Inbound;
+use std::sync::Arc;
+use taskfleet_common::envelope::Envelope;
+use taskfleet_common::retry::RetryPolicy;
+use taskfleet_common::store::{Claim, DeliveryClaim};
+use tracing::Instrument;
+use verdict::{AttemptPolicy, Verdict};
+
+/// Handles one delivery to the end: it is settled (or, if its connection broke,
+/// left to RabbitMQ's redelivery) when this returns.
+pub(crate) async fn process<S: TaskStore, I: Inbound>(shared: Arc<Shared<S>>, inbound: I) {
+    let env = match Envelope::parse(inbound.body(), shared.config.payload_limit) {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::warn!(queue = inbound.queue(), error = %e, "malformed message; dead-lettering it");
+            metrics::counter!("taskfleet_malformed_total").increment(1);
+            let copy = decision::unparseable(&e, inbound.message_id());
+            return executor::dead_letter(&inbound, &copy).await;
+        }
+    };
+    let span =
+        tracing::info_span!("task", id = %env.id, r#type = %env.task_type, attempt = env.attempt);
+    run_task(&shared, &inbound, &env).instrument(span).await
+}
+
+async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env: &Envelope) {
+    let resolved = env.resolve(&shared.config);
+    let Some(handler) = shared.handlers.get(&env.task_type).cloned() else {
+        let decision = decision::unknown_type(env.task_type.as_str(), env.attempt);
+        tracing::warn!(?decision, "no handler for this type; dead-lettering");
+        return executor::execute(inbound, env, resolved.priority, decision).await;
+    };
+    // A fresh token per delivery: every write of this run must carry it.
+    let token = uuid::Uuid::new_v4().as_u64_pair().0;
+    let claim = shared
+        .store
+        .claim(
+            env,
+            &resolved,
+            &DeliveryClaim {
+                worker: &shared.worker_id,
+                token,
+                redelivered: inbound.redelivered(),
+                lease: shared.config.worker.lease,
+                max_redeliveries: shared.config.max_redeliveries,
+            },
+        )
+        .await;
+    let claim = match claim {
+        Ok(c) => {
+            log_claim(&c);
+            Some(c)
+        }
+        Err(e) => {
+            // Whatever Redis said (unreachable, LOADING, READONLY, ...), taking more
+            // deliveries now would only bounce them: pause until it answers a PING.
+            shared.health.failed();
+            tracing::warn!(error = %e, "could not claim; handing the delivery back");
+            None
+        }
+    };
+    let (fence, checkpoint) = match decision::after_claim(claim, env.attempt) {
+        ClaimStep::Run { fence, checkpoint } => (fence, checkpoint),
+        ClaimStep::Settle(decision) => {
+            return executor::execute(inbound, env, resolved.priority, decision).await;
+        }
+    };
+    let end = attempt::run(shared, handler, env, &fence, checkpoint, resolved.timeout).await;
+    let policy = AttemptPolicy {
+        retry: RetryPolicy {
+            max_attempts: resolved.max_attempts,
+            backoff: shared.config.type_settings(&env.task_type).backoff,
+        },
+        timeout: resolved.timeout,
+        result_limit: shared.config.result_limit,
+    };
+    let verdict = Verdict::of(end, fence.attempt, &policy);
+    let commit = commit::commit(shared, inbound, env, &fence, &verdict).await;
+    if let Some(c) = &commit {
+        commit::observe(c, &verdict, env);
+    }
+    let decision = decision::after_commit(commit.as_ref(), &verdict, fence.attempt);
+    executor::execute(inbound, env, resolved.priority, decision).await
+}
+
+fn log_claim(claim: &Claim) {
+    match claim {
+        Claim::Run { .. } => {}
+        Claim::Drop { reason } => {
+            tracing::debug!(
+                ?reason,
+                "dropping a delivery of a finished or superseded attempt"
+            )
+        }
+        Claim::Cancelled => tracing::info!("cancelled before it started; dropping"),
+        Claim::Reschedule { next_attempt, .. } => tracing::info!(
+            next_attempt,
+            "a failed attempt came back without its retry; scheduling the retry"
+        ),
+        Claim::Poison { deliveries } => {
+            tracing::error!(
+                deliveries,
+                "poison message: redelivered too often; dead-lettering"
+            )
+        }
+    }
+}
