@@ -151,6 +151,7 @@ async fn session(
                     delivery,
                     queue,
                     current: shared.link.clone(),
+                    parked: Default::default(),
                 };
                 let shared = shared.clone();
                 tasks.spawn(async move {

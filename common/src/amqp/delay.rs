@@ -19,6 +19,11 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use std::time::Duration;
 
+/// Header of a parked copy: the envelope of a run that is still going, left in a
+/// delay queue so RabbitMQ holds a copy of the task while no delivery is unacked.
+/// When it comes back, the claim checks on the run instead of starting one.
+pub const PARKED: &str = "x-taskfleet-parked";
+
 /// How long an idle delay queue outlives its TTL before RabbitMQ deletes it.
 const IDLE_MARGIN: Duration = Duration::from_secs(60);
 

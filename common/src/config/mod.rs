@@ -162,6 +162,21 @@ pub struct WorkerConfig {
     pub exec_output_limit: usize,
     /// Where the worker serves Prometheus metrics (`GET /metrics`); none by default.
     pub metrics_listen: Option<String>,
+    /// A delivery still running after this long is parked: a confirmed copy waits in
+    /// a broker-held check-back delay and the delivery is acknowledged, so no
+    /// delivery stays unacknowledged past RabbitMQ's `consumer_timeout` (30 min by
+    /// default; keep this well under the broker's value).
+    #[serde(with = "humantime_serde")]
+    pub park_after: Duration,
+}
+
+impl WorkerConfig {
+    /// How long a parked copy waits before it checks on its run: long enough to cost
+    /// little, short enough that a parked run whose worker died is taken over soon
+    /// after its lease expires.
+    pub fn park_check_back(&self) -> Duration {
+        self.lease * 3
+    }
 }
 
 impl Default for WorkerConfig {
@@ -175,6 +190,7 @@ impl Default for WorkerConfig {
             drain_grace: Duration::from_secs(30),
             exec_output_limit: 1024 * 1024,
             metrics_listen: None,
+            park_after: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -308,6 +324,9 @@ impl Config {
                 "worker.lease",
                 "must be longer than worker.heartbeat_interval",
             );
+        }
+        if self.worker.park_after.is_zero() {
+            return invalid("worker.park_after", "must be greater than 0");
         }
         validate_type_defaults(
             "defaults",

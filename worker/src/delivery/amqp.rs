@@ -1,11 +1,12 @@
 //! The real [`Inbound`]: a lapin delivery on the link it came on.
 
-use super::ports::{DeadCopy, Inbound};
+use super::ports::{CopyKind, DeadCopy, Inbound};
 use crate::dead::{self, DeadLetter};
 use crate::link::{Link, Settle};
 use crate::shared::CurrentLink;
 use lapin::message::Delivery;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use taskfleet_common::amqp::{AmqpError, Publish, delay, publish_confirmed};
 use taskfleet_common::envelope::Envelope;
@@ -16,6 +17,7 @@ pub(crate) struct AmqpInbound {
     pub queue: String,
     /// The worker's live connection, for a dead copy whose own connection broke.
     pub current: CurrentLink,
+    pub parked: AtomicBool,
 }
 
 impl AmqpInbound {
@@ -57,15 +59,32 @@ impl Inbound for AmqpInbound {
         self.link.is_connected()
     }
 
+    fn parked(&self) -> bool {
+        self.parked.load(Ordering::Relaxed)
+    }
+
+    fn set_parked(&self) {
+        self.parked.store(true, Ordering::Relaxed)
+    }
+
+    fn is_parked_copy(&self) -> bool {
+        self.delivery
+            .properties
+            .headers()
+            .as_ref()
+            .is_some_and(|h| h.inner().contains_key(delay::PARKED))
+    }
+
     async fn settle(&self, how: Settle) {
         self.link.settle(&self.delivery, how).await
     }
 
-    async fn publish_attempt(
+    async fn publish_copy(
         &self,
         env: &Envelope,
         delay: Duration,
         priority: u8,
+        kind: CopyKind,
     ) -> Result<(), AmqpError> {
         let link = &self.link;
         let body = env.to_bytes();
@@ -89,6 +108,7 @@ impl Inbound for AmqpInbound {
                 .traceparent()
                 .map(|t| ("traceparent", t))
                 .into_iter()
+                .chain((kind == CopyKind::Parked).then(|| (delay::PARKED, "1".to_owned())))
                 .collect(),
         };
         publish_confirmed(&link.publish, &msg, link.timeout).await

@@ -1,22 +1,27 @@
 //! Runs one claimed attempt: registers it in flight (heartbeats renew its lease and
 //! can stop it), hands the handler its context, and races it against its timeout.
+//! A run still going after `worker.park_after` parks its delivery (see
+//! `executor::park`) and goes on undisturbed: RabbitMQ's `consumer_timeout` never
+//! sees a delivery held for long, however long the task runs.
 
-use super::ports::TaskStore;
+use super::executor;
+use super::ports::{Inbound, TaskStore};
 use crate::handler::{DynHandler, TaskContext};
 use crate::runner::{AttemptEnd, run_attempt};
 use crate::shared::Shared;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use taskfleet_common::envelope::Envelope;
+use std::time::Instant;
+use taskfleet_common::envelope::{Envelope, Resolved};
 use taskfleet_common::store::Fence;
 
-pub(crate) async fn run<S: TaskStore>(
+pub(crate) async fn run<S: TaskStore, I: Inbound>(
     shared: &Shared<S>,
+    inbound: &I,
     handler: Arc<dyn DynHandler>,
     env: &Envelope,
     fence: &Fence,
     checkpoint: Option<String>,
-    timeout: Duration,
+    resolved: &Resolved,
 ) -> AttemptEnd {
     let guard = shared.inflight.register(env.id, fence.token);
     let reporter = shared
@@ -33,15 +38,40 @@ pub(crate) async fn run<S: TaskStore>(
     // The envelope parser checked that the payload is JSON.
     let payload = serde_json::from_str(env.payload.get()).unwrap_or(serde_json::Value::Null);
     let started = Instant::now();
-    let end = run_attempt(
+    let attempt = run_attempt(
         handler.call(ctx, payload),
         &guard.signal,
-        timeout,
+        resolved.timeout,
         shared.config.worker.cancel_grace,
-    )
-    .await;
+    );
+    let end = tokio::select! {
+        end = attempt => end,
+        never = park_when_long(shared, inbound, env, resolved.priority) => never,
+    };
     drop(guard);
     metrics::histogram!("taskfleet_task_duration_seconds", "type" => env.task_type.to_string())
         .record(started.elapsed().as_secs_f64());
     end
+}
+
+/// Parks the delivery once the run has lasted `park_after`, then waits forever: the
+/// attempt's own end finishes the race.
+async fn park_when_long<S, I: Inbound>(
+    shared: &Shared<S>,
+    inbound: &I,
+    env: &Envelope,
+    priority: u8,
+) -> AttemptEnd {
+    let w = &shared.config.worker;
+    tokio::time::sleep(w.park_after).await;
+    if inbound.is_connected() {
+        match executor::park(inbound, env, w.park_check_back(), priority).await {
+            Ok(()) => tracing::info!(
+                check_back = ?w.park_check_back(),
+                "still running after park_after; delivery parked, the run goes on"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not park a long run's delivery"),
+        }
+    }
+    std::future::pending().await
 }

@@ -20,6 +20,10 @@ pub(crate) enum Decision {
     /// Publish the task as `attempt` to wait `delay` in the broker, then ack; if the
     /// publish is not confirmed, requeue (the claim then reschedules the copy).
     Retry { attempt: u32, delay: Duration },
+    /// The run of this task is alive elsewhere (its lease holds): publish a parked
+    /// copy that checks on it again after `delay`, then ack. Never counted as a
+    /// delivery, so it cannot make the task poison.
+    Park { delay: Duration },
     /// Publish a dead copy saying why, then ack.
     DeadLetter {
         reason: DeadReason,

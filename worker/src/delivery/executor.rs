@@ -4,7 +4,7 @@
 //! rejects it to the queue's own dead-letter exchange.
 
 use super::decision::Decision;
-use super::ports::{DeadCopy, Inbound};
+use super::ports::{CopyKind, DeadCopy, Inbound};
 use crate::link::Settle;
 use taskfleet_common::envelope::Envelope;
 
@@ -16,17 +16,26 @@ pub(crate) async fn execute<I: Inbound>(
     decision: Decision,
 ) {
     match decision {
-        Decision::Ack => inbound.settle(Settle::Ack).await,
-        Decision::Requeue => inbound.settle(Settle::Requeue).await,
+        Decision::Ack => settle(inbound, env, priority, Settle::Ack).await,
+        Decision::Requeue => settle(inbound, env, priority, Settle::Requeue).await,
         Decision::Retry { attempt, delay } => {
             let next = env.next_attempt(attempt);
-            match inbound.publish_attempt(&next, delay, priority).await {
-                Ok(()) => inbound.settle(Settle::Ack).await,
+            match inbound
+                .publish_copy(&next, delay, priority, CopyKind::Attempt)
+                .await
+            {
+                Ok(()) => settle(inbound, env, priority, Settle::Ack).await,
                 Err(e) => {
                     // The claim turns the redelivered failed attempt into a `Reschedule`.
                     tracing::warn!(error = %e, "could not schedule the next attempt; handing the delivery back");
-                    inbound.settle(Settle::Requeue).await
+                    settle(inbound, env, priority, Settle::Requeue).await
                 }
+            }
+        }
+        Decision::Park { delay } => {
+            if let Err(e) = park(inbound, env, delay, priority).await {
+                tracing::warn!(error = %e, "could not park the copy; handing the delivery back");
+                inbound.settle(Settle::Requeue).await
             }
         }
         Decision::DeadLetter {
@@ -46,6 +55,40 @@ pub(crate) async fn execute<I: Inbound>(
     }
 }
 
+/// Parks the delivery: a confirmed copy waits `delay` in the broker, then the
+/// delivery is acknowledged. RabbitMQ keeps holding the task (the copy) while no
+/// delivery of it stays unacknowledged.
+pub(crate) async fn park<I: Inbound>(
+    inbound: &I,
+    env: &Envelope,
+    delay: std::time::Duration,
+    priority: u8,
+) -> Result<(), taskfleet_common::amqp::AmqpError> {
+    inbound
+        .publish_copy(env, delay, priority, CopyKind::Parked)
+        .await?;
+    inbound.settle(Settle::Ack).await;
+    inbound.set_parked();
+    metrics::counter!("taskfleet_parked_total", "type" => env.task_type.to_string()).increment(1);
+    Ok(())
+}
+
+/// Settles the delivery, or, once it was parked (acked already), does what the
+/// settlement meant with a copy: a hand-back publishes the task afresh so it need
+/// not wait for its parked copy; an ack needs nothing.
+async fn settle<I: Inbound>(inbound: &I, env: &Envelope, priority: u8, how: Settle) {
+    if !inbound.parked() {
+        return inbound.settle(how).await;
+    }
+    if how == Settle::Requeue {
+        let copy =
+            inbound.publish_copy(env, std::time::Duration::ZERO, priority, CopyKind::Attempt);
+        if let Err(e) = copy.await {
+            tracing::warn!(error = %e, "could not hand back a parked run; its parked copy will");
+        }
+    }
+}
+
 /// Publishes the dead copy, then acks the original.
 pub(crate) async fn dead_letter<I: Inbound>(inbound: &I, copy: &DeadCopy) {
     if !inbound.is_connected() {
@@ -58,7 +101,11 @@ pub(crate) async fn dead_letter<I: Inbound>(inbound: &I, copy: &DeadCopy) {
         return;
     }
     match inbound.publish_dead(copy).await {
+        Ok(()) if inbound.parked() => {}
         Ok(()) => inbound.settle(Settle::Ack).await,
+        Err(e) if inbound.parked() => {
+            tracing::error!(error = %e, "could not publish the dead copy of a parked run; the record says failed")
+        }
         Err(e) => {
             tracing::warn!(error = %e, "could not publish to the dead-letter exchange; rejecting to the queue's DLX");
             inbound.settle(Settle::Reject).await

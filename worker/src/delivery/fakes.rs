@@ -1,6 +1,6 @@
 //! In-memory stand-ins for the seams, recording what the delivery path did.
 
-use super::ports::{DeadCopy, Inbound, TaskStore};
+use super::ports::{CopyKind, DeadCopy, Inbound, TaskStore};
 use crate::handler::{BoxFuture, Reporter};
 use crate::link::Settle;
 use std::collections::VecDeque;
@@ -144,6 +144,7 @@ impl Reporter for NoReporter {
 pub(crate) enum Did {
     Settled(Settle),
     PublishedAttempt { attempt: u32, delay: Duration },
+    PublishedParked { attempt: u32, delay: Duration },
     PublishedDead(DeadCopy),
     PublishedDeadElsewhere(DeadCopy),
 }
@@ -155,6 +156,8 @@ pub(crate) struct FakeInbound {
     pub connected: AtomicBool,
     /// Publishes are not confirmed.
     pub publish_fails: AtomicBool,
+    pub parked: AtomicBool,
+    pub parked_copy: bool,
     pub did: Mutex<Vec<Did>>,
 }
 
@@ -166,6 +169,8 @@ impl FakeInbound {
             message_id: None,
             connected: AtomicBool::new(true),
             publish_fails: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
+            parked_copy: false,
             did: Mutex::new(Vec::new()),
         }
     }
@@ -214,19 +219,33 @@ impl Inbound for FakeInbound {
         self.connected.load(Ordering::Relaxed)
     }
 
+    fn parked(&self) -> bool {
+        self.parked.load(Ordering::Relaxed)
+    }
+
+    fn set_parked(&self) {
+        self.parked.store(true, Ordering::Relaxed)
+    }
+
+    fn is_parked_copy(&self) -> bool {
+        self.parked_copy
+    }
+
     async fn settle(&self, how: Settle) {
         self.record(Did::Settled(how));
     }
 
-    async fn publish_attempt(
+    async fn publish_copy(
         &self,
         env: &Envelope,
         delay: Duration,
         _priority: u8,
+        kind: CopyKind,
     ) -> Result<(), AmqpError> {
-        self.record(Did::PublishedAttempt {
-            attempt: env.attempt,
-            delay,
+        let attempt = env.attempt;
+        self.record(match kind {
+            CopyKind::Attempt => Did::PublishedAttempt { attempt, delay },
+            CopyKind::Parked => Did::PublishedParked { attempt, delay },
         });
         self.publish_result()
     }
@@ -264,17 +283,30 @@ impl<T: Inbound> Inbound for Arc<T> {
         (**self).is_connected()
     }
 
+    fn parked(&self) -> bool {
+        (**self).parked()
+    }
+
+    fn set_parked(&self) {
+        (**self).set_parked()
+    }
+
+    fn is_parked_copy(&self) -> bool {
+        (**self).is_parked_copy()
+    }
+
     async fn settle(&self, how: Settle) {
         (**self).settle(how).await
     }
 
-    async fn publish_attempt(
+    async fn publish_copy(
         &self,
         env: &Envelope,
         delay: Duration,
         priority: u8,
+        kind: CopyKind,
     ) -> Result<(), AmqpError> {
-        (**self).publish_attempt(env, delay, priority).await
+        (**self).publish_copy(env, delay, priority, kind).await
     }
 
     async fn publish_dead(&self, copy: &DeadCopy) -> Result<(), AmqpError> {

@@ -5,7 +5,7 @@
 //! - `decision`: what happens to a delivery (`Decision`), decided without I/O
 //! - `verdict`: how an attempt ended, as recorded (`Verdict`)
 //! - `executor`: carries a `Decision` out on the delivery
-//! - `attempt`: runs one claimed attempt of a handler
+//! - `attempt`: runs one claimed attempt of a handler, parking its delivery if long
 //! - `commit`: commits a verdict, riding out a Redis restart while the lease lasts
 //! - `ports`: the seams (`TaskStore`, `Inbound`) that unit tests fill with fakes
 //! - `amqp`: the real `Inbound`, a lapin delivery on its link
@@ -94,7 +94,7 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
             return executor::execute(inbound, env, resolved.priority, decision).await;
         }
     };
-    let end = attempt::run(shared, handler, env, &fence, checkpoint, resolved.timeout).await;
+    let end = attempt::run(shared, inbound, handler, env, &fence, checkpoint, &resolved).await;
     let policy = AttemptPolicy {
         retry: RetryPolicy {
             max_attempts: resolved.max_attempts,

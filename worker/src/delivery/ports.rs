@@ -79,6 +79,15 @@ pub(crate) struct DeadCopy {
     pub task_type: String,
 }
 
+/// What a published copy of a task is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopyKind {
+    /// A next attempt (or the same one handed back): run it when it arrives.
+    Attempt,
+    /// A parked copy: check on the run when it arrives.
+    Parked,
+}
+
 /// One delivery and the connection it came on.
 pub(crate) trait Inbound: Send + Sync + 'static {
     fn body(&self) -> &[u8];
@@ -92,13 +101,21 @@ pub(crate) trait Inbound: Send + Sync + 'static {
 
     fn settle(&self, how: Settle) -> impl Future<Output = ()> + Send;
 
+    /// A copy of this delivery's task sent that is parked (its delivery acked
+    /// while the run goes on): the delivery must not be settled again.
+    fn parked(&self) -> bool;
+    fn set_parked(&self);
+    /// This delivery is itself a parked copy coming back (`x-taskfleet-parked`).
+    fn is_parked_copy(&self) -> bool;
+
     /// Publishes `env` (confirmed) to wait `delay` in the broker before it is
     /// delivered again; straight to the tasks exchange when `delay` is zero.
-    fn publish_attempt(
+    fn publish_copy(
         &self,
         env: &Envelope,
         delay: Duration,
         priority: u8,
+        kind: CopyKind,
     ) -> impl Future<Output = Result<(), AmqpError>> + Send;
 
     /// Publishes (confirmed) this delivery's body to the dead-letter exchange.

@@ -16,6 +16,10 @@ use taskfleet_common::store::{Claim, Commit, Outcome, Registration};
 use taskfleet_common::{Config, TaskId, TaskState, TaskType, WorkerId};
 
 fn shared(store: FakeStore) -> Arc<Shared<FakeStore>> {
+    shared_with(store, Config::default())
+}
+
+fn shared_with(store: FakeStore, config: Config) -> Arc<Shared<FakeStore>> {
     let mut handlers: HashMap<TaskType, Arc<dyn DynHandler>> = HashMap::new();
     let mut add = |name: &str, h: Arc<dyn DynHandler>| {
         handlers.insert(name.parse().expect("valid type"), h);
@@ -39,7 +43,7 @@ fn shared(store: FakeStore) -> Arc<Shared<FakeStore>> {
         concurrency: 1,
     };
     Arc::new(Shared::new(
-        Config::default(),
+        config,
         store,
         WorkerId::from("w-test".to_owned()),
         registration,
@@ -149,12 +153,21 @@ async fn the_last_timed_out_attempt_is_dead_as_exhausted() {
 }
 
 async fn run_stopped(reason: StopReason) -> (Arc<Shared<FakeStore>>, Arc<FakeInbound>) {
+    run_stopped_with(reason, Config::default(), |_| true).await
+}
+
+/// Runs a long sleep and stops it with `reason` once `ready` holds for the delivery.
+async fn run_stopped_with(
+    reason: StopReason,
+    config: Config,
+    ready: impl Fn(&FakeInbound) -> bool,
+) -> (Arc<Shared<FakeStore>>, Arc<FakeInbound>) {
     let (id, body) = envelope("sleep", r#"{"ms":60000}"#, "");
-    let s = shared(FakeStore::default());
+    let s = shared_with(FakeStore::default(), config);
     let inbound = Arc::new(FakeInbound::new(body));
     let path = tokio::spawn(process(s.clone(), inbound.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !s.inflight.stop(&id, reason) {
+    while !(ready(&inbound) && s.inflight.stop(&id, reason)) {
         assert!(tokio::time::Instant::now() < deadline, "never started");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -331,4 +344,95 @@ async fn an_unconfirmed_dead_copy_is_rejected_to_the_queues_dlx() {
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let (_, inbound) = run(FakeStore::default(), inbound).await;
     assert_eq!(inbound.did().last(), Some(&Did::Settled(Settle::Reject)));
+}
+
+fn parking_after(ms: u64) -> Config {
+    let mut c = Config::default();
+    c.worker.park_after = Duration::from_millis(ms);
+    c
+}
+
+#[tokio::test]
+async fn a_long_run_parks_its_delivery_once_and_goes_on() {
+    let (_, body) = envelope("sleep", r#"{"ms":300}"#, "");
+    let config = parking_after(50);
+    let check_back = config.worker.park_check_back();
+    let s = shared_with(FakeStore::default(), config);
+    let inbound = Arc::new(FakeInbound::new(body));
+    process(s.clone(), inbound.clone()).await;
+    assert!(
+        matches!(s.store.finished()[..], [Outcome::Completed { .. }]),
+        "the run went on to the end"
+    );
+    assert_eq!(
+        inbound.did(),
+        vec![
+            Did::PublishedParked {
+                attempt: 1,
+                delay: check_back
+            },
+            Did::Settled(Settle::Ack)
+        ],
+        "parked once; the finished run settles nothing more"
+    );
+}
+
+#[tokio::test]
+async fn a_short_run_costs_no_parked_copy() {
+    let (_, body) = envelope("sleep", r#"{"ms":20}"#, "");
+    let s = shared_with(FakeStore::default(), parking_after(5_000));
+    let inbound = Arc::new(FakeInbound::new(body));
+    process(s.clone(), inbound.clone()).await;
+    assert_eq!(inbound.did(), vec![Did::Settled(Settle::Ack)]);
+}
+
+#[tokio::test]
+async fn a_drained_parked_run_is_published_afresh_instead_of_requeued() {
+    let (s, inbound) = run_stopped_with(StopReason::Drained, parking_after(20), |i| {
+        i.parked.load(std::sync::atomic::Ordering::Relaxed)
+    })
+    .await;
+    assert_eq!(s.store.finished(), vec![Outcome::Interrupted]);
+    let did = inbound.did();
+    assert!(
+        matches!(
+            did[..],
+            [
+                Did::PublishedParked { .. },
+                Did::Settled(Settle::Ack),
+                Did::PublishedAttempt {
+                    attempt: 1,
+                    delay: Duration::ZERO
+                }
+            ]
+        ),
+        "{did:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_parked_run_that_fails_for_good_publishes_its_dead_copy_without_settling() {
+    let (s, inbound) = run_stopped_with(
+        StopReason::TimedOut,
+        {
+            let mut c = parking_after(20);
+            c.defaults.max_attempts = 1;
+            c
+        },
+        |i| i.parked.load(std::sync::atomic::Ordering::Relaxed),
+    )
+    .await;
+    assert!(matches!(s.store.finished()[..], [Outcome::Failed { .. }]));
+    let did = inbound.did();
+    assert!(
+        matches!(
+            did[..],
+            [
+                Did::PublishedParked { .. },
+                Did::Settled(Settle::Ack),
+                Did::PublishedDead(_)
+            ]
+        ),
+        "{did:?}"
+    );
 }
