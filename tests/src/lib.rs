@@ -5,6 +5,7 @@
 pub mod amqp;
 pub mod cancel;
 pub mod handlers;
+pub mod private_rabbit;
 pub mod process;
 pub mod retries;
 

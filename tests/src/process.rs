@@ -61,6 +61,10 @@ pub fn env_for(config: &Config) -> Vec<(&'static str, String)> {
             format!("{}ms", config.worker.drain_grace.as_millis()),
         ),
         (
+            "TASKFLEET_WORKER__PARK_AFTER",
+            format!("{}ms", config.worker.park_after.as_millis()),
+        ),
+        (
             "TASKFLEET_DEFAULTS__BACKOFF__INITIAL",
             format!("{}ms", config.defaults.backoff.initial.as_millis()),
         ),
