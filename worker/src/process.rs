@@ -100,7 +100,7 @@ impl Task {
             Ok(Claim::Run { fence, checkpoint }) => (fence, checkpoint),
             Ok(Claim::Drop { reason }) => {
                 tracing::debug!(
-                    reason,
+                    %reason,
                     "dropping a delivery of a finished or superseded attempt"
                 );
                 return self.settle(Settle::Ack).await;
