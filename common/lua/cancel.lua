@@ -3,7 +3,7 @@
 --   on the cancellations channel); cancelling and terminal states are unchanged.
 -- The flag outlives worker restarts: a claim refuses any task that has it.
 -- KEYS: task, stats, events, cancel, cancellations channel
--- ARGV: id, retention_ms, notify (0/1)
+-- ARGV: id, retention_ms
 -- Returns {'not_found'} or {'ok', state}.
 local task, stats, events, cancel, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id = ARGV[1]
@@ -21,5 +21,5 @@ end
 if state == 'running' then
   move(task, stats, events, 'running', 'cancelling', now, nil, {'cancel_requested_at', now})
 end
-if ARGV[3] == '1' then redis.call('PUBLISH', channel, id) end
+redis.call('PUBLISH', channel, id)
 return {'ok', 'cancelling'}

@@ -3,7 +3,9 @@
 --                                       `fence`, must match every later write of this run
 --   {'reschedule', delay_ms}            a failed attempt whose retry was never published:
 --                                       publish the next attempt now, drop this one
---   {'drop', state}                     already finished, or a stale copy of an older attempt
+--   {'drop', 'finished', state}         already finished (state is terminal)
+--   {'drop', 'stale'}                   a copy of an older attempt
+--   {'drop', 'duplicate'}               a second publish of the attempt running now
 --   {'cancelled'}                       cancellation requested: never start it
 --   {'poison', deliveries}              redelivered too often without finishing: now `failed`
 -- A record missing because a foreign client published the envelope (or Redis lost its
@@ -29,7 +31,7 @@ local h = redis.call('HMGET', task, 'state', 'attempt', 'deliveries', 'checkpoin
 local state, rec_attempt = h[1], tonumber(h[2]) or 0
 local deliveries = tonumber(h[3]) or 0
 
-if TERMINAL[state] then return {'drop', state} end
+if TERMINAL[state] then return {'drop', 'finished', state} end
 
 local retention = tonumber(ARGV[12])
 if state == 'cancelling' or redis.call('EXISTS', cancel) == 1 then

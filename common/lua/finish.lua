@@ -6,16 +6,16 @@
 -- KEYS: task, stats, events, running
 -- ARGV: id, worker, attempt, outcome (completed|failed|retrying|cancelled|pending),
 --       result, error, retry_delay_ms, retention_ms, fence token
--- Returns {'ok', final_state, cancel_latency_ms (-1 unless cancelled)} or
--- {'refused', current_state}.
+-- Returns {'ok', final_state, cancel_latency_ms | false (unless cancelled)} or
+-- {'refused', current_state | false (the record is missing)}.
 local task, stats, events, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, worker, attempt, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local h = redis.call('HMGET', task, 'state', 'worker', 'attempt', 'fence', 'deliveries')
 local state = h[1]
-if not state then return {'refused', 'missing'} end
+if not state then return {'refused', false} end
 local ours = h[2] == worker and h[3] == attempt and h[4] == ARGV[9]
 if not ours then return {'refused', state} end
-if state ~= 'running' and state ~= 'cancelling' then return {'ok', state, -1} end
+if state ~= 'running' and state ~= 'cancelling' then return {'ok', state, false} end
 local now = now_ms()
 
 local to = outcome
@@ -43,7 +43,7 @@ if not move(task, stats, events, state, to, now, worker, fields) then
 end
 redis.call('ZREM', running, id)
 if TERMINAL[to] then redis.call('PEXPIRE', task, ARGV[8]) end
-local latency = -1
+local latency = false
 if to == 'cancelled' then
   latency = now - (tonumber(redis.call('HGET', task, 'cancel_requested_at')) or now)
 end

@@ -2,20 +2,21 @@
 -- and tells it which of them were asked to stop or were taken over.
 -- KEYS: workers zset, worker hash, running zset
 -- ARGV: worker, lease_ms, entry_ttl_ms, status, task_key_prefix, cancel_key_prefix,
---       n_fields, field, value, ... (registry fields), then id, fence pairs of its runs
+--       n_fields, ... then n_fields (field, value) pairs of the registry entry, then
+--       (id, fence) pairs of its runs
 -- Returns {now, cancelled_ids, lost (id, fence pairs)}.
 local workers, me, running = KEYS[1], KEYS[2], KEYS[3]
 local worker = ARGV[1]
 local now = now_ms()
 local deadline = now + tonumber(ARGV[2])
 local nfields = tonumber(ARGV[7])
-local fields = {'heartbeat_at', now, 'status', ARGV[4]}
-for i = 8, 7 + 2 * nfields do fields[#fields + 1] = ARGV[i] end
+local entry = {'heartbeat_at', now, 'status', ARGV[4]}
+for i = 8, 7 + 2 * nfields do entry[#entry + 1] = ARGV[i] end
 local runs = {}
 for i = 8 + 2 * nfields, #ARGV, 2 do runs[#runs + 1] = {ARGV[i], ARGV[i + 1]} end
-fields[#fields + 1] = 'inflight'
-fields[#fields + 1] = #runs
-redis.call('HSET', me, unpack(fields))
+entry[#entry + 1] = 'inflight'
+entry[#entry + 1] = #runs
+redis.call('HSET', me, unpack(entry))
 -- Set by the first beat, from the same clock as every other timestamp.
 redis.call('HSETNX', me, 'started_at', now)
 redis.call('PEXPIRE', me, ARGV[3])
@@ -24,7 +25,8 @@ redis.call('ZADD', workers, now, worker)
 local cancelled, lost = {}, {}
 for _, run in ipairs(runs) do
   local id, fence = run[1], run[2]
-  local h = redis.call('HMGET', ARGV[5] .. id, 'state', 'worker', 'fence')
+  local task = ARGV[5] .. id
+  local h = redis.call('HMGET', task, 'state', 'worker', 'fence')
   if (h[1] == 'running' or h[1] == 'cancelling') and h[2] == worker and h[3] == fence then
     redis.call('ZADD', running, 'XX', deadline, id)
     if h[1] == 'cancelling' or redis.call('EXISTS', ARGV[6] .. id) == 1 then

@@ -1,10 +1,14 @@
--- Shared prelude of every taskfleet script. `TRANSITIONS` is rendered from
--- `TaskState::can_transition_to` in Rust, so Redis refuses exactly what Rust refuses.
+-- Shared prelude of every taskfleet script. The `__NAME__` tables are rendered from
+-- Rust (`store/scripts.rs` PRELUDE_CONSTANTS), so Redis refuses exactly what Rust
+-- refuses and counts exactly what Rust reads; a unit test fails if one is typed here.
+-- `TaskState::can_transition_to`
 local TRANSITIONS = __TRANSITIONS__
-local LIVE = {pending = true, running = true, retrying = true, cancelling = true}
--- Totals bumped when a record enters a state.
-local TOTAL_ON_ENTRY = {completed = 'completed', failed = 'failed', cancelled = 'cancelled', retrying = 'retried'}
-local TERMINAL = {completed = true, failed = true, cancelled = true}
+-- `TaskState::LIVE`: states with a live counter
+local LIVE = __LIVE__
+-- `TaskState::TERMINAL`
+local TERMINAL = __TERMINAL__
+-- `TaskState::total_on_entry`: the total bumped when a record enters a state
+local TOTAL_ON_ENTRY = __TOTAL_ON_ENTRY__
 
 -- Milliseconds from the Redis server clock: one clock for the whole fleet.
 local function now_ms()
@@ -17,28 +21,29 @@ local function event(channel, id, ttype, from, to, at, worker)
     to = to, at = at, worker = (worker ~= nil and worker ~= '') and worker or cjson.null}))
 end
 
--- Moves the record `task_key` from `from` to `to` if the table allows it: sets the
--- state and `fields` (a flat list), adjusts the counters and publishes the event.
-local function move(task_key, stats_key, events, from, to, now, worker, fields)
+-- Moves the record `task` from `from` to `to` if the table allows it: sets the
+-- state and the fields of `extra` (a flat list), adjusts the counters and publishes
+-- the event.
+local function move(task, stats_key, events, from, to, now, worker, extra)
   if not (TRANSITIONS[from] and TRANSITIONS[from][to]) then
     return false
   end
-  local args = {'state', to, 'updated_at', now}
-  for _, v in ipairs(fields or {}) do args[#args + 1] = v end
-  redis.call('HSET', task_key, unpack(args))
+  local fields = {'state', to, 'updated_at', now}
+  for _, v in ipairs(extra or {}) do fields[#fields + 1] = v end
+  redis.call('HSET', task, unpack(fields))
   if LIVE[from] then redis.call('HINCRBY', stats_key, from, -1) end
   if LIVE[to] then redis.call('HINCRBY', stats_key, to, 1) end
   if TOTAL_ON_ENTRY[to] then redis.call('HINCRBY', stats_key, TOTAL_ON_ENTRY[to], 1) end
-  local h = redis.call('HMGET', task_key, 'id', 'type')
+  local h = redis.call('HMGET', task, 'id', 'type')
   event(events, h[1], h[2], from, to, now, worker)
   return true
 end
 
 -- A record entering a terminal state: stamp it and let it expire after the retention.
 local function finish_fields(now, extra)
-  local f = {'finished_at', now}
-  for _, v in ipairs(extra or {}) do f[#f + 1] = v end
-  return f
+  local fields = {'finished_at', now}
+  for _, v in ipairs(extra or {}) do fields[#fields + 1] = v end
+  return fields
 end
 
 -- Creates the record of a task in state `pending` and counts it as enqueued.

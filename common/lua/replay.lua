@@ -3,7 +3,7 @@
 -- as a new enqueue (the earlier failure stays counted).
 -- KEYS: task, stats, events, cancel
 -- ARGV: id, type, payload, max_attempts, priority, trace_id, created_at
--- Returns {'ok'} or {'refused', state}.
+-- Returns {'ok'} or {'refused', state} (a record in any state but `failed`).
 local task, stats, events = KEYS[1], KEYS[2], KEYS[3]
 local state = redis.call('HGET', task, 'state')
 if state and state ~= 'failed' then return {'refused', state} end

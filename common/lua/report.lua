@@ -1,9 +1,10 @@
 -- A running handler reports progress or a checkpoint. Fenced like finish.lua, so
 -- a zombie cannot overwrite the checkpoint of the attempt that took over.
 -- KEYS: task, events
--- ARGV: id, worker, attempt, fence token, field, value [, field, value]
+-- ARGV: id, worker, attempt, fence token, ... then (field, value) pairs to store
 -- Returns 1 if stored, 0 if refused.
-local h = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'type', 'fence')
+local task = KEYS[1]
+local h = redis.call('HMGET', task, 'state', 'worker', 'attempt', 'type', 'fence')
 if (h[1] ~= 'running' and h[1] ~= 'cancelling') or h[2] ~= ARGV[2] or h[3] ~= ARGV[3]
     or h[5] ~= ARGV[4] then
   return 0
@@ -16,6 +17,6 @@ for i = 5, #ARGV, 2 do
   fields[#fields + 1] = ARGV[i + 1]
   ev[ARGV[i]] = ARGV[i + 1]
 end
-redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('HSET', task, unpack(fields))
 redis.call('PUBLISH', KEYS[2], cjson.encode(ev))
 return 1

@@ -36,6 +36,13 @@ impl TaskState {
         TaskState::Cancelling,
     ];
 
+    /// States a record never leaves (DESIGN.md "States").
+    pub const TERMINAL: [TaskState; 3] = [
+        TaskState::Completed,
+        TaskState::Failed,
+        TaskState::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TaskState::Pending => "pending",
@@ -49,10 +56,19 @@ impl TaskState {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TaskState::Completed | TaskState::Failed | TaskState::Cancelled
-        )
+        TaskState::TERMINAL.contains(&self)
+    }
+
+    /// The total counter of `{ns}:stats:{type}` (a `TypeStats` field) bumped when a
+    /// record enters this state. `enqueued` is bumped by record creation instead.
+    pub fn total_on_entry(self) -> Option<&'static str> {
+        match self {
+            TaskState::Completed => Some("completed"),
+            TaskState::Failed => Some("failed"),
+            TaskState::Cancelled => Some("cancelled"),
+            TaskState::Retrying => Some("retried"),
+            TaskState::Pending | TaskState::Running | TaskState::Cancelling => None,
+        }
     }
 
     /// The transition table from DESIGN.md. Everything not listed is refused.
@@ -109,6 +125,24 @@ pub fn lua_transition_table() -> String {
     format!("{{{}}}", rows.join(","))
 }
 
+/// A set of states as a Lua table literal, `{pending=true,...}` (for `LIVE`, `TERMINAL`).
+pub fn lua_state_set(states: &[TaskState]) -> String {
+    let items: Vec<String> = states
+        .iter()
+        .map(|s| format!("{}=true", s.as_str()))
+        .collect();
+    format!("{{{}}}", items.join(","))
+}
+
+/// [`TaskState::total_on_entry`] as a Lua table literal, `{retrying='retried',...}`.
+pub fn lua_total_on_entry() -> String {
+    let items: Vec<String> = TaskState::ALL
+        .iter()
+        .filter_map(|s| Some(format!("{}='{}'", s.as_str(), s.total_on_entry()?)))
+        .collect();
+    format!("{{{}}}", items.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::TaskState::*;
@@ -162,6 +196,13 @@ mod tests {
     fn states_round_trip_through_their_names() {
         for s in TaskState::ALL {
             assert_eq!(s.as_str().parse::<TaskState>(), Ok(s));
+        }
+    }
+
+    #[test]
+    fn every_state_is_live_or_terminal_never_both() {
+        for s in TaskState::ALL {
+            assert_ne!(TaskState::LIVE.contains(&s), s.is_terminal(), "{s}");
         }
     }
 

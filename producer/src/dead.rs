@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use taskfleet_common::amqp::dead::{ATTEMPTS, DEAD_AT, ERROR, QUEUE, REASON};
 use taskfleet_common::amqp::{bounded, connect};
+use taskfleet_common::store::ReplayRefusal;
 use taskfleet_common::{Envelope, TaskId, TaskState};
 
 /// Most messages one `list` or `replay` reads from the queue.
@@ -188,10 +189,12 @@ async fn replay_one(
         // Already back to `pending`: an earlier replay stopped before its publish was
         // confirmed, or the task never ran (no worker had a handler for its type).
         // Nothing else holds a message for it, so publishing it is what is missing.
-        Err(state) if state == TaskState::Pending.as_str() => {}
-        Err(state) => {
+        Err(ReplayRefusal {
+            current: TaskState::Pending,
+        }) => {}
+        Err(ReplayRefusal { current }) => {
             return Ok(Err(format!(
-                "task {} is {state}, not failed: not replayed (its dead message stays)",
+                "task {} is {current}, not failed: not replayed (its dead message stays)",
                 env.id
             )));
         }

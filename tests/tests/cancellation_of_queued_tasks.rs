@@ -62,7 +62,7 @@ async fn task_cancelled_while_queued_never_starts() {
     let id = fleet.enqueue("count", r#"{"n":1}"#).await;
 
     assert_eq!(
-        fleet.store.cancel(&id, true).await.expect("redis answers"),
+        fleet.store.cancel(&id).await.expect("redis answers"),
         CancelResult::State(TaskState::Cancelled),
         "a queued task is cancelled at once"
     );
@@ -124,7 +124,7 @@ async fn task_cancelled_while_waiting_to_retry_never_runs_again() {
         .wait_for_state(&id, TaskState::Retrying, Duration::from_secs(10))
         .await;
     assert_eq!(
-        fleet.store.cancel(&id, true).await.expect("redis answers"),
+        fleet.store.cancel(&id).await.expect("redis answers"),
         CancelResult::State(TaskState::Cancelled),
         "a task waiting to retry is cancelled at once"
     );
@@ -185,7 +185,7 @@ async fn cancellation_survives_a_worker_restart() {
 
     // No worker runs: the request flags the task and notifies nobody.
     assert_eq!(
-        fleet.store.cancel(&id, true).await.expect("redis answers"),
+        fleet.store.cancel(&id).await.expect("redis answers"),
         CancelResult::State(TaskState::Cancelling)
     );
     // RabbitMQ hands the unacknowledged delivery back once the connection is gone.

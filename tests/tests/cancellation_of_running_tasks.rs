@@ -106,7 +106,7 @@ async fn handler_ignoring_its_token_is_aborted_after_the_grace_period() {
         .await;
 
     assert_eq!(
-        fleet.store.cancel(&id, true).await.expect("redis answers"),
+        fleet.store.cancel(&id).await.expect("redis answers"),
         CancelResult::State(TaskState::Cancelling)
     );
     let r = fleet
@@ -154,7 +154,7 @@ async fn handler_that_finishes_despite_the_request_ends_completed_and_keeps_canc
         .wait_for_state(&id, TaskState::Running, Duration::from_secs(10))
         .await;
     assert_eq!(
-        fleet.store.cancel(&id, true).await.expect("redis answers"),
+        fleet.store.cancel(&id).await.expect("redis answers"),
         CancelResult::State(TaskState::Cancelling)
     );
     let r = fleet
@@ -187,11 +187,7 @@ async fn cancel_stops_the_task_on_whichever_worker_runs_it_and_nothing_else() {
 
     for (target, other) in [(a, b), (b, a)] {
         assert_eq!(
-            fleet
-                .store
-                .cancel(&target, true)
-                .await
-                .expect("redis answers"),
+            fleet.store.cancel(&target).await.expect("redis answers"),
             CancelResult::State(TaskState::Cancelling)
         );
         let r = fleet

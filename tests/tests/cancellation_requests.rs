@@ -95,7 +95,7 @@ async fn cancelling_a_finished_task_changes_nothing() {
             );
         }
         assert_eq!(
-            fleet.store.cancel(&id, true).await.expect("redis answers"),
+            fleet.store.cancel(&id).await.expect("redis answers"),
             CancelResult::State(state.parse().expect("state"))
         );
         assert_eq!(
@@ -130,11 +130,7 @@ async fn cancelling_an_unknown_id_exits_1() {
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
     assert_eq!(
-        fleet
-            .store
-            .cancel(&unknown, true)
-            .await
-            .expect("redis answers"),
+        fleet.store.cancel(&unknown).await.expect("redis answers"),
         CancelResult::NotFound
     );
     assert_eq!(
@@ -187,13 +183,13 @@ async fn cancelled_counter_is_exact_across_states_and_repeated_requests() {
 
     // Every task asked twice at the same time, then once more.
     for id in to_cancel.iter().chain([&done]) {
-        let (a, b) = tokio::join!(fleet.store.cancel(id, true), fleet.store.cancel(id, true));
+        let (a, b) = tokio::join!(fleet.store.cancel(id), fleet.store.cancel(id));
         let (a, b) = (a.expect("redis answers"), b.expect("redis answers"));
         assert!(
             matches!(a, CancelResult::State(_)) && matches!(b, CancelResult::State(_)),
             "{a:?} {b:?}"
         );
-        fleet.store.cancel(id, true).await.expect("redis answers");
+        fleet.store.cancel(id).await.expect("redis answers");
     }
     for id in &to_cancel {
         fleet

@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use taskfleet_common::TaskId;
 use taskfleet_common::reconnect::ReconnectPolicy;
+use taskfleet_common::store::HeartbeatArgs;
 use tokio_util::sync::CancellationToken;
 
 /// Beats every heartbeat interval until `stop`.
@@ -42,14 +43,14 @@ pub(crate) async fn beat(shared: &Shared) {
     let c = &shared.config.worker;
     let result = shared
         .store
-        .heartbeat(
-            &shared.worker_id,
-            &shared.registration,
-            shared.status(),
-            c.lease,
-            c.heartbeat_interval * 3,
-            &shared.inflight.runs(),
-        )
+        .heartbeat(&HeartbeatArgs {
+            worker: &shared.worker_id,
+            registration: &shared.registration,
+            status: shared.status(),
+            lease: c.lease,
+            entry_ttl: c.heartbeat_interval * 3,
+            inflight: &shared.inflight.runs(),
+        })
         .await;
     match result {
         Ok(beat) => {

@@ -1,6 +1,6 @@
 //! The worker registry, heartbeats and the reaper of expired leases.
 
-use super::reply::{int, items, strings};
+use super::calls::{DeregisterArgs, ReapArgs};
 use super::{Result, StateStore};
 use crate::ids::{TaskId, WorkerId};
 use redis::AsyncCommands;
@@ -53,76 +53,28 @@ pub struct WorkerInfo {
     pub fields: BTreeMap<String, String>,
 }
 
+/// One heartbeat of a worker (`heartbeat.lua`).
+#[derive(Debug, Clone)]
+pub struct HeartbeatArgs<'a> {
+    pub worker: &'a WorkerId,
+    pub registration: &'a Registration,
+    pub status: WorkerStatus,
+    /// The lease of each in-flight run is extended to now + `lease`.
+    pub lease: Duration,
+    /// The registry entry expires after this without another beat.
+    pub entry_ttl: Duration,
+    /// The runs of this worker: task id and fence token.
+    pub inflight: &'a [(TaskId, u64)],
+}
+
 impl StateStore {
-    /// Refreshes the registry entry and the leases of `inflight`.
-    pub async fn heartbeat(
-        &self,
-        worker: &WorkerId,
-        registration: &Registration,
-        status: WorkerStatus,
-        lease: Duration,
-        entry_ttl: Duration,
-        inflight: &[(TaskId, u64)],
-    ) -> Result<Beat> {
-        let n = &self.names;
-        let types = registration.types.join(",");
-        let fields: [(&str, String); 4] = [
-            ("host", registration.host.clone()),
-            ("pid", registration.pid.to_string()),
-            ("types", types),
-            ("concurrency", registration.concurrency.to_string()),
-        ];
-        let mut inv = self.scripts.heartbeat.prepare_invoke();
-        inv.key(n.workers_key())
-            .key(n.worker_key(worker))
-            .key(n.running_key())
-            .arg(worker.as_str())
-            .arg(lease.as_millis() as u64)
-            .arg(entry_ttl.as_millis() as u64)
-            .arg(status.as_str())
-            .arg(n.task_key_prefix())
-            .arg(n.cancel_key_prefix())
-            .arg(fields.len());
-        for (k, v) in &fields {
-            inv.arg(*k).arg(v);
-        }
-        for (id, fence) in inflight {
-            inv.arg(id.to_string()).arg(fence.to_string());
-        }
-        let reply: redis::Value = inv.invoke_async(&mut self.conn()).await?;
-        let mut r = items(reply).into_iter();
-        let now = r.next().as_ref().and_then(int).unwrap_or(0) as u64;
-        let parse = |v: Option<redis::Value>| -> Vec<TaskId> {
-            v.map(strings)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|s| s.parse().ok())
-                .collect()
-        };
-        let cancelled = parse(r.next());
-        let lost_pairs = r.next().map(strings).unwrap_or_default();
-        let lost = lost_pairs
-            .chunks(2)
-            .filter_map(|p| Some((p.first()?.parse().ok()?, p.get(1)?.parse().ok()?)))
-            .collect();
-        Ok(Beat {
-            now,
-            cancelled,
-            lost,
-        })
+    /// Refreshes the registry entry and the leases of the in-flight runs.
+    pub async fn heartbeat(&self, beat: &HeartbeatArgs<'_>) -> Result<Beat> {
+        self.call(beat).await
     }
 
     pub async fn deregister(&self, worker: &WorkerId) -> Result<()> {
-        let n = &self.names;
-        let _: i64 = self
-            .scripts
-            .deregister
-            .key(n.workers_key())
-            .key(n.worker_key(worker))
-            .arg(worker.as_str())
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(())
+        self.call(&DeregisterArgs { worker }).await
     }
 
     /// Returns expired leases' tasks to `pending`; `None` when another worker holds the
@@ -133,32 +85,12 @@ impl StateStore {
         lock_for: Duration,
         limit: usize,
     ) -> Result<Option<Vec<TaskId>>> {
-        let n = &self.names;
-        let reply: redis::Value = self
-            .scripts
-            .reap
-            .key(n.running_key())
-            .key(n.reaper_lock())
-            .key(n.workers_key())
-            .arg(worker.as_str())
-            .arg(lock_for.as_millis() as u64)
-            .arg(limit)
-            .arg(n.task_key_prefix())
-            .arg(n.stats_key_prefix())
-            .arg(n.events_channel())
-            .arg(self.retention_ms())
-            .arg(n.worker_key_prefix())
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(match reply {
-            redis::Value::Nil | redis::Value::Boolean(false) => None,
-            other => Some(
-                strings(other)
-                    .iter()
-                    .filter_map(|s| s.parse().ok())
-                    .collect(),
-            ),
+        self.call(&ReapArgs {
+            worker,
+            lock_for,
+            limit,
         })
+        .await
     }
 
     /// Live workers: registry entries whose hash has not expired.

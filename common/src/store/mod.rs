@@ -9,17 +9,25 @@
 //! - `tasks`: enqueue, claim, finish, cancel, report, replay (the transitions)
 //! - `fleet`: heartbeats, the reaper, the worker registry
 //! - `read`: records and counters as users see them
+//! - `calls`: one module per script: its typed arguments (KEYS/ARGV order) and reply
+//! - `scripts`: loading the scripts, the prelude's constants rendered from Rust
+//! - `fields`: the fields of the task hash, named once
+//! - `reply`: strict readers of Redis replies
 
+mod calls;
+mod fields;
 mod fleet;
 mod read;
 mod reply;
 mod scripts;
 mod tasks;
 
-pub use fleet::{Beat, Registration, WorkerInfo, WorkerStatus};
+pub use fields::{FieldKind, TaskField};
+pub use fleet::{Beat, HeartbeatArgs, Registration, WorkerInfo, WorkerStatus};
 pub use read::{TaskRecord, TypeStats};
 pub use tasks::{
-    CancelResult, Claim, Commit, DeliveryClaim, EnqueueOutcome, Fence, NewTask, Outcome, Report,
+    CancelResult, Claim, Commit, DeliveryClaim, DropReason, EnqueueOutcome, Fence, NewTask,
+    Outcome, ReplayRefusal, Report,
 };
 
 use crate::names::Names;
@@ -194,5 +202,7 @@ impl StateStore {
     }
 }
 
+#[cfg(test)]
+mod contract_tests;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! Records and counters as users see them (`status`, `stats`).
 
+use super::fields::{FieldKind, TaskField};
 use super::reply::{items, strings};
 use super::{Result, StateStore};
 use crate::ids::{TaskId, TaskType};
@@ -19,12 +20,17 @@ impl TaskRecord {
         self.fields.get(field).map(String::as_str)
     }
 
-    pub fn state(&self) -> Option<TaskState> {
-        self.get("state").and_then(|s| s.parse().ok())
+    pub fn field(&self, field: TaskField) -> Option<&str> {
+        self.get(field.as_str())
     }
 
+    pub fn state(&self) -> Option<TaskState> {
+        self.field(TaskField::State).and_then(|s| s.parse().ok())
+    }
+
+    /// The last attempt started; 0 before the first.
     pub fn attempt(&self) -> u32 {
-        self.get("attempt")
+        self.field(TaskField::Attempt)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0)
     }
@@ -34,25 +40,14 @@ impl TaskRecord {
     pub fn to_json(&self) -> serde_json::Value {
         let mut out = serde_json::Map::new();
         for (k, v) in &self.fields {
-            let value = match k.as_str() {
-                "payload" | "result" | "checkpoint" => {
-                    serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.clone()))
-                }
-                "attempt"
-                | "max_attempts"
-                | "priority"
-                | "progress"
-                | "deliveries"
-                | "created_at"
-                | "started_at"
-                | "finished_at"
-                | "updated_at"
-                | "cancel_requested_at"
-                | "next_attempt_at" => v
+            let as_string = || serde_json::Value::String(v.clone());
+            let value = match TaskField::from_name(k).map(TaskField::kind) {
+                Some(FieldKind::Json) => serde_json::from_str(v).unwrap_or_else(|_| as_string()),
+                Some(FieldKind::Number) => v
                     .parse::<u64>()
                     .map(serde_json::Value::from)
-                    .unwrap_or_else(|_| serde_json::Value::String(v.clone())),
-                _ => serde_json::Value::String(v.clone()),
+                    .unwrap_or_else(|_| as_string()),
+                Some(FieldKind::Text) | None => as_string(),
             };
             out.insert(k.clone(), value);
         }
@@ -103,7 +98,10 @@ impl StateStore {
     }
 
     pub(crate) async fn task_type_of(&self, id: &TaskId) -> Result<Option<TaskType>> {
-        let t: Option<String> = self.conn().hget(self.names.task_key(id), "type").await?;
+        let t: Option<String> = self
+            .conn()
+            .hget(self.names.task_key(id), TaskField::Type.as_str())
+            .await?;
         Ok(t.and_then(|t| t.parse().ok()))
     }
 

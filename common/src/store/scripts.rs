@@ -1,11 +1,33 @@
-//! The Lua scripts under `common/lua/`, each prefixed with the shared prelude and the
-//! transition table rendered from Rust. Built once per `StateStore`; `redis::Script`
-//! uses EVALSHA and reloads a script by itself after a Redis restart.
+//! The Lua scripts under `common/lua/`, each prefixed with the shared prelude. The
+//! prelude's tables of states are rendered from Rust (see [`PRELUDE_CONSTANTS`]), so a
+//! script and the Rust state machine cannot disagree. Built once per `StateStore`;
+//! `redis::Script` uses EVALSHA and reloads a script by itself after a Redis restart.
 
-use crate::state::lua_transition_table;
+use crate::state::{TaskState, lua_state_set, lua_total_on_entry, lua_transition_table};
 use redis::Script;
 
-const PRELUDE: &str = include_str!("../../lua/lib.lua");
+pub(crate) const PRELUDE: &str = include_str!("../../lua/lib.lua");
+
+/// Renders one table of the prelude as a Lua literal.
+pub(crate) type Render = fn() -> String;
+
+/// Each placeholder of `lib.lua` with the Lua table literal that replaces it. `lib.lua`
+/// declares `local NAME = __NAME__` for each, and no script types these tables itself.
+pub(crate) const PRELUDE_CONSTANTS: [(&str, Render); 4] = [
+    ("TRANSITIONS", lua_transition_table),
+    ("LIVE", || lua_state_set(&TaskState::LIVE)),
+    ("TERMINAL", || lua_state_set(&TaskState::TERMINAL)),
+    ("TOTAL_ON_ENTRY", lua_total_on_entry),
+];
+
+/// `lib.lua` with every placeholder replaced by its table.
+pub(crate) fn prelude() -> String {
+    PRELUDE_CONSTANTS
+        .iter()
+        .fold(PRELUDE.to_owned(), |lua, (name, render)| {
+            lua.replace(&format!("__{name}__"), &render())
+        })
+}
 
 #[derive(Debug)]
 pub(crate) struct Scripts {
@@ -23,7 +45,7 @@ pub(crate) struct Scripts {
 
 impl Scripts {
     pub fn load() -> Self {
-        let prelude = PRELUDE.replace("__TRANSITIONS__", &lua_transition_table());
+        let prelude = prelude();
         let with_prelude = |body: &str| Script::new(&format!("{prelude}\n{body}"));
         Self {
             enqueue: with_prelude(include_str!("../../lua/enqueue.lua")),

@@ -29,14 +29,14 @@ async fn set_record(s: &StateStore, id: &TaskId, state: TaskState, worker: &str,
         .hset_multiple(
             s.names.task_key(id),
             &[
-                ("id", id.to_string()),
-                ("type", "echo".into()),
-                ("state", state.as_str().into()),
-                ("worker", worker.into()),
-                ("attempt", attempt.to_string()),
-                ("deliveries", "1".into()),
-                ("fence", "1".into()),
-                ("started_at", "1".into()),
+                (TaskField::Id.as_str(), id.to_string()),
+                (TaskField::Type.as_str(), "echo".into()),
+                (TaskField::State.as_str(), state.as_str().into()),
+                (TaskField::Worker.as_str(), worker.into()),
+                (TaskField::Attempt.as_str(), attempt.to_string()),
+                (TaskField::Deliveries.as_str(), "1".into()),
+                (TaskField::Fence.as_str(), "1".into()),
+                (TaskField::StartedAt.as_str(), "1".into()),
             ],
         )
         .await
@@ -68,8 +68,7 @@ async fn state_of(s: &StateStore, id: &TaskId) -> Option<TaskState> {
 #[tokio::test]
 async fn lua_move_refuses_exactly_what_the_table_refuses() {
     let s = store().await;
-    let prelude = include_str!("../../lua/lib.lua")
-        .replace("__TRANSITIONS__", &crate::state::lua_transition_table());
+    let prelude = scripts::prelude();
     let probe = redis::Script::new(&format!(
         "{prelude}\nreturn move(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], 0, 'w', {{}}) and 1 or 0"
     ));
@@ -168,7 +167,7 @@ async fn terminal_records_never_leave_their_state() {
             .await
             .expect("claim");
         assert!(matches!(claim, Claim::Drop { .. }), "{terminal}: {claim:?}");
-        let cancel = s.cancel(&id, true).await.expect("cancel");
+        let cancel = s.cancel(&id).await.expect("cancel");
         assert_eq!(cancel, CancelResult::State(terminal));
         for outcome in [
             Outcome::Failed { error: "x".into() },
@@ -255,7 +254,8 @@ async fn a_workers_own_reconnect_does_not_count_towards_poison() {
     )
     .expect("envelope");
     let resolved = env.resolve(&crate::Config::default());
-    let deliveries = |r: Option<TaskRecord>| r.and_then(|r| r.get("deliveries").map(str::to_owned));
+    let deliveries =
+        |r: Option<TaskRecord>| r.and_then(|r| r.field(TaskField::Deliveries).map(str::to_owned));
     let w1 = WorkerId::from("w1".to_owned());
     let claim = s
         .claim(&env, &resolved, &delivery(&w1, true, 2))

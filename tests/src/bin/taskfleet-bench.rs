@@ -183,7 +183,7 @@ async fn main() {
         .await;
     }
     for id in &sleeps {
-        store.cancel(id, true).await.expect("cancel");
+        store.cancel(id).await.expect("cancel");
     }
     let mut cancel = Vec::new();
     for id in &sleeps {

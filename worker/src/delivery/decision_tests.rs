@@ -8,6 +8,7 @@ use crate::runner::AttemptEnd;
 use taskfleet_common::WorkerId;
 use taskfleet_common::config::BackoffConfig;
 use taskfleet_common::retry::RetryPolicy;
+use taskfleet_common::store::DropReason;
 
 fn fence(attempt: u32) -> Fence {
     Fence {
@@ -73,13 +74,12 @@ fn a_claimed_delivery_runs_under_the_claims_fence() {
 
 #[test]
 fn a_finished_stale_or_duplicate_copy_is_acked_without_running() {
-    for reason in ["completed", "stale", "duplicate"] {
-        let step = after_claim(
-            Some(Claim::Drop {
-                reason: reason.into(),
-            }),
-            1,
-        );
+    for reason in [
+        DropReason::Finished(TaskState::Completed),
+        DropReason::Stale,
+        DropReason::Duplicate,
+    ] {
+        let step = after_claim(Some(Claim::Drop { reason }), 1);
         assert_eq!(step, ClaimStep::Settle(Decision::Ack), "{reason}");
     }
 }
