@@ -8,16 +8,23 @@
 --   {'drop', 'duplicate'}               a second publish of the attempt running now
 --   {'cancelled'}                       cancellation requested: never start it
 --   {'poison', deliveries}              redelivered too often without finishing: now `failed`
+--   {'park', delay_ms}                  the run is alive elsewhere (its lease holds), or a
+--                                       parked copy's retry is not overdue: publish this copy
+--                                       to check again after delay_ms; never counted
 -- A record missing because a foreign client published the envelope (or Redis lost its
 -- data) is created first. A redelivery of the attempt that is running elsewhere is a
--- crash takeover: it reuses the attempt, so a crash does not use up a retry.
+-- crash takeover once its lease expired: it reuses the attempt, so a crash does not
+-- use up a retry, and a healthy run (a broker that closed its channel, a run whose
+-- delivery was parked) is never taken over while its lease is alive.
 -- KEYS: task, stats, types, events, cancel, running
 -- ARGV: id, type, payload, attempt, max_attempts, priority, trace_id, created_at,
 --       worker, lease_ms, max_redeliveries, retention_ms, redelivered (0/1),
---       fence (a token the worker drew for this delivery, unique per claim)
+--       fence (a token the worker drew for this delivery, unique per claim),
+--       parked (0/1: a parked copy back from its check-back delay)
 local task, stats, types, events, cancel, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, ttype, worker = ARGV[1], ARGV[2], ARGV[9]
 local attempt = tonumber(ARGV[4])
+local parked = ARGV[15] == '1'
 local now = now_ms()
 
 if redis.call('EXISTS', task) == 0 then
@@ -52,6 +59,13 @@ if state == 'pending' then
   effective = attempt
 elseif state == 'retrying' then
   if attempt < rec_attempt then return {'drop', 'stale'} end
+  if attempt == rec_attempt and parked then
+    -- The parked copy of a run that failed: that run published the retry, due at
+    -- `next_attempt_at`. The copy only watches over it, and reschedules if the retry
+    -- is overdue by a lease (its publish was lost with the parked delivery).
+    local overdue_at = (tonumber(redis.call('HGET', task, 'next_attempt_at')) or now) + tonumber(ARGV[10])
+    if now < overdue_at then return {'park', overdue_at - now} end
+  end
   if attempt == rec_attempt then
     -- The failed attempt came back because publishing its retry was not confirmed.
     -- The worker publishes the next attempt instead of running this body, so a
@@ -74,7 +88,11 @@ else -- running
   if attempt < rec_attempt then return {'drop', 'stale'} end
   -- A first delivery of the running attempt is a duplicate publish, not a crash: the
   -- running delivery, if its worker dies, comes back flagged as redelivered.
-  if attempt == rec_attempt and ARGV[13] ~= '1' then return {'drop', 'duplicate'} end
+  if attempt == rec_attempt then
+    if ARGV[13] ~= '1' and not parked then return {'drop', 'duplicate'} end
+    local deadline = tonumber(redis.call('ZSCORE', running, id))
+    if deadline and deadline > now then return {'park', deadline - now} end
+  end
   effective = attempt
 end
 

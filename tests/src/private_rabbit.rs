@@ -76,15 +76,19 @@ impl PrivateRabbit {
             stopped: false,
         };
         let url = node_.amqp_url();
-        crate::eventually(Duration::from_secs(90), "the private RabbitMQ node to accept connections", || {
-            let url = url.clone();
-            async move {
-                lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
-                    .await
-                    .ok()
-                    .map(|c| drop(c))
-            }
-        })
+        crate::eventually(
+            Duration::from_secs(90),
+            "the private RabbitMQ node to accept connections",
+            || {
+                let url = url.clone();
+                async move {
+                    lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+                        .await
+                        .ok()
+                        .map(|c| drop(c))
+                }
+            },
+        )
         .await;
         node_
     }
@@ -100,7 +104,9 @@ impl PrivateRabbit {
             Err(_) => return false,
         };
         while let Ok(Some(entry)) = logs.next_entry().await {
-            let text = tokio::fs::read_to_string(entry.path()).await.unwrap_or_default();
+            let text = tokio::fs::read_to_string(entry.path())
+                .await
+                .unwrap_or_default();
             if text.contains("delivery acknowledgement on channel") {
                 return true;
             }
@@ -112,7 +118,9 @@ impl PrivateRabbit {
     pub async fn stop(mut self) {
         let _ = tokio::time::timeout(
             Duration::from_secs(60),
-            Command::new("rabbitmqctl").args(["-n", &self.node, "stop"]).output(),
+            Command::new("rabbitmqctl")
+                .args(["-n", &self.node, "stop"])
+                .output(),
         )
         .await;
         let _ = tokio::fs::remove_dir_all(&self.dir).await;

@@ -121,7 +121,11 @@ async fn a_channel_closed_by_the_broker_does_not_stop_a_healthy_run() {
         rabbit.closed_a_channel_for_consumer_timeout().await,
         "the broker closed the channel of the held delivery (else this proves nothing)"
     );
-    assert_eq!(runs.load(Ordering::SeqCst), 1, "the redelivered copy did not take over");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the redelivered copy did not take over"
+    );
     assert_eq!(done.attempt(), 1);
     assert_eq!(
         done.get("deliveries"),
@@ -150,10 +154,14 @@ async fn a_parked_run_whose_worker_is_killed_is_taken_over_after_its_lease() {
         .wait_for_state(&id, TaskState::Running, Duration::from_secs(15))
         .await;
     let queue = parked_queue(&config, "sleep");
-    eventually(Duration::from_secs(10), "the run to park its delivery", || async {
-        let (messages, _) = amqp::queue_depth(&config.amqp_url, &queue).await?;
-        (messages == 1).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the run to park its delivery",
+        || async {
+            let (messages, _) = amqp::queue_depth(&config.amqp_url, &queue).await?;
+            (messages == 1).then_some(())
+        },
+    )
     .await;
     let second = WorkerProcess::start(&config, &args, &log_path(&config, "second"));
     fleet.wait_for_consumers("sleep", 2).await;

@@ -46,6 +46,8 @@ pub struct DeliveryClaim<'a> {
     pub token: u64,
     /// AMQP `redelivered`: a copy of a running attempt without it is a duplicate.
     pub redelivered: bool,
+    /// A parked copy coming back from its check-back delay (`x-taskfleet-parked`).
+    pub parked: bool,
     pub lease: Duration,
     pub max_redeliveries: u32,
 }
@@ -67,6 +69,9 @@ pub enum Claim {
     Cancelled,
     /// Redelivered too often without finishing: now `failed`, dead-letter it.
     Poison { deliveries: u32 },
+    /// The task's run is alive (its lease holds) or its retry is not yet overdue:
+    /// park this copy to check again after `delay`. Not counted as a delivery.
+    Park { delay: Duration },
 }
 
 /// Why `claim.lua` dropped a delivery.

@@ -56,6 +56,7 @@ fn delivery(worker: &WorkerId, redelivered: bool, token: u64) -> DeliveryClaim<'
         worker,
         token,
         redelivered,
+        parked: false,
         lease: Duration::from_secs(5),
         max_redeliveries: 5,
     }
@@ -267,6 +268,8 @@ async fn a_workers_own_reconnect_does_not_count_towards_poison() {
         Some("1".into()),
         "same worker: not a crash"
     );
+    // Another worker takes over only once the lease ran out (a live one parks it).
+    expire_lease(&s, &id).await;
     let w2 = WorkerId::from("w2".to_owned());
     let claim = s
         .claim(&env, &resolved, &delivery(&w2, true, 3))
@@ -289,6 +292,140 @@ async fn a_workers_own_reconnect_does_not_count_towards_poison() {
     assert!(
         matches!(stale, Ok(Commit::Refused { .. })),
         "the replaced run is fenced: {stale:?}"
+    );
+    s.purge_namespace().await.expect("cleanup");
+}
+
+/// Moves the task's lease deadline into the past, as if its worker stopped beating.
+async fn expire_lease(s: &StateStore, id: &TaskId) {
+    let _: i64 = redis::cmd("ZADD")
+        .arg(s.names().running_key())
+        .arg(1)
+        .arg(id.to_string())
+        .query_async(&mut s.conn())
+        .await
+        .expect("zadd");
+}
+
+fn parked_copy(worker: &WorkerId, token: u64) -> DeliveryClaim<'_> {
+    DeliveryClaim {
+        parked: true,
+        ..delivery(worker, false, token)
+    }
+}
+
+#[tokio::test]
+async fn a_copy_of_a_run_whose_lease_is_alive_is_parked_until_the_lease_expires() {
+    let s = store().await;
+    let id = TaskId::new();
+    let env = Envelope::parse(
+        format!(r#"{{"id":"{id}","type":"echo","payload":1}}"#).as_bytes(),
+        1024,
+    )
+    .expect("envelope");
+    let resolved = env.resolve(&crate::Config::default());
+    let (w1, w2) = (
+        WorkerId::from("w1".to_owned()),
+        WorkerId::from("w2".to_owned()),
+    );
+    let run = s.claim(&env, &resolved, &delivery(&w1, false, 1)).await;
+    assert!(matches!(run, Ok(Claim::Run { .. })), "{run:?}");
+    for copy in [
+        delivery(&w2, true, 2),
+        parked_copy(&w2, 3),
+        delivery(&w1, true, 4),
+    ] {
+        let claim = s.claim(&env, &resolved, &copy).await.expect("claim");
+        let Claim::Park { delay } = claim else {
+            panic!("a live lease is never taken over: {claim:?}")
+        };
+        assert!(
+            delay <= Duration::from_secs(5) && delay > Duration::ZERO,
+            "{delay:?}"
+        );
+    }
+    let rec = s.get(&id).await.expect("get").expect("record");
+    assert_eq!(rec.field(TaskField::Worker), Some("w1"));
+    assert_eq!(
+        rec.field(TaskField::Deliveries),
+        Some("1"),
+        "parking is not counted"
+    );
+    assert_eq!(
+        rec.field(TaskField::Fence),
+        Some("1"),
+        "the run keeps its fence"
+    );
+
+    // The lease runs out (its worker died): the next copy takes the task over.
+    expire_lease(&s, &id).await;
+    let claim = s
+        .claim(&env, &resolved, &parked_copy(&w2, 5))
+        .await
+        .expect("claim");
+    assert!(
+        matches!(claim, Claim::Run { ref fence, .. } if fence.attempt == 1),
+        "{claim:?}"
+    );
+    let rec = s.get(&id).await.expect("get").expect("record");
+    assert_eq!(
+        rec.field(TaskField::Deliveries),
+        Some("2"),
+        "a takeover is counted"
+    );
+    s.purge_namespace().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn a_parked_copy_of_a_failed_run_reschedules_only_an_overdue_retry() {
+    let s = store().await;
+    let id = TaskId::new();
+    set_record(&s, &id, TaskState::Retrying, "w1", 2).await;
+    let now = s.server_time_ms().await.expect("time");
+    let mut conn = s.conn();
+    let key = s.names().task_key(&id);
+    let _: i64 = redis::cmd("HSET")
+        .arg(&key)
+        .arg("next_attempt_at")
+        .arg(now + 1000)
+        .query_async(&mut conn)
+        .await
+        .expect("hset");
+    let env = Envelope::parse(
+        format!(r#"{{"id":"{id}","type":"echo","payload":1,"attempt":2}}"#).as_bytes(),
+        1024,
+    )
+    .expect("envelope");
+    let resolved = env.resolve(&crate::Config::default());
+    let w = WorkerId::from("w2".to_owned());
+    let claim = s
+        .claim(&env, &resolved, &parked_copy(&w, 1))
+        .await
+        .expect("claim");
+    assert!(
+        matches!(claim, Claim::Park { delay } if delay > Duration::from_secs(5)),
+        "the retry is due in 1 s, overdue a lease later: {claim:?}"
+    );
+    let _: i64 = redis::cmd("HSET")
+        .arg(&key)
+        .arg("next_attempt_at")
+        .arg(now - 60_000)
+        .query_async(&mut conn)
+        .await
+        .expect("hset");
+    let claim = s
+        .claim(&env, &resolved, &parked_copy(&w, 2))
+        .await
+        .expect("claim");
+    assert!(
+        matches!(
+            claim,
+            Claim::Reschedule {
+                next_attempt: 3,
+                ..
+            }
+        ),
+        "{claim:?}"
     );
     s.purge_namespace().await.expect("cleanup");
 }

@@ -75,6 +75,7 @@ pub(crate) fn after_claim(claim: Option<Claim>, attempt: u32) -> ClaimStep {
             attempt: next_attempt,
             delay,
         },
+        Some(Claim::Park { delay }) => Decision::Park { delay },
         Some(Claim::Poison { deliveries }) => Decision::DeadLetter {
             reason: DeadReason::Poison,
             error: format!("poison message: delivered {deliveries} times without finishing"),

@@ -70,6 +70,7 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
                 worker: &shared.worker_id,
                 token,
                 redelivered: inbound.redelivered(),
+                parked: inbound.is_parked_copy(),
                 lease: shared.config.worker.lease,
                 max_redeliveries: shared.config.max_redeliveries,
             },
@@ -125,6 +126,10 @@ fn log_claim(claim: &Claim) {
         Claim::Reschedule { next_attempt, .. } => tracing::info!(
             next_attempt,
             "a failed attempt came back without its retry; scheduling the retry"
+        ),
+        Claim::Park { delay } => tracing::debug!(
+            ?delay,
+            "the run of this task is alive elsewhere; parking this copy to check back"
         ),
         Claim::Poison { deliveries } => {
             tracing::error!(

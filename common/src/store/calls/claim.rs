@@ -34,6 +34,7 @@ impl Call for ClaimArgs<'_> {
         "retention_ms",
         "redelivered",
         "fence",
+        "parked",
     ];
     type Reply = Claim;
 
@@ -63,7 +64,8 @@ impl Call for ClaimArgs<'_> {
             .arg(cx.retention_ms)
             .flag(d.redelivered)
             // A string: Lua numbers are doubles, which would round a u64 token.
-            .arg(d.token.to_string());
+            .arg(d.token.to_string())
+            .flag(d.parked);
     }
 
     fn read(&self, reply: &Value) -> Option<Claim> {
@@ -91,6 +93,9 @@ impl Call for ClaimArgs<'_> {
                 },
             },
             [tag] if is(tag, "cancelled") => Claim::Cancelled,
+            [tag, delay_ms] if is(tag, "park") => Claim::Park {
+                delay: Duration::from_millis(count(delay_ms)?),
+            },
             [tag, deliveries] if is(tag, "poison") => Claim::Poison {
                 deliveries: count(deliveries)?,
             },
@@ -119,6 +124,7 @@ mod tests {
             worker: &worker,
             token: 42,
             redelivered: true,
+            parked: false,
             lease: Duration::from_secs(5),
             max_redeliveries: 5,
         };
@@ -191,6 +197,12 @@ mod tests {
                 ),
                 (arr(vec![s("cancelled")]), Claim::Cancelled),
                 (
+                    arr(vec![s("park"), Value::Int(2500)]),
+                    Claim::Park {
+                        delay: Duration::from_millis(2500),
+                    },
+                ),
+                (
                     arr(vec![s("poison"), Value::Int(6)]),
                     Claim::Poison { deliveries: 6 },
                 ),
@@ -215,6 +227,8 @@ mod tests {
                 arr(vec![s("drop"), s("finished"), s("done")]),
                 arr(vec![s("drop")]),
                 arr(vec![s("poison")]),
+                arr(vec![s("park")]),
+                arr(vec![s("park"), Value::Int(-1)]),
                 arr(vec![s("cancelled"), Value::Int(1)]),
                 arr(vec![s("go")]),
                 arr(vec![]),
