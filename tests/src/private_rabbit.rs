@@ -85,7 +85,7 @@ impl PrivateRabbit {
                     lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
                         .await
                         .ok()
-                        .map(|c| drop(c))
+                        .map(drop)
                 }
             },
         )
