@@ -19,12 +19,10 @@ use crate::producer::Producer;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::time::Duration;
 use taskfleet_common::amqp::dead::{ATTEMPTS, DEAD_AT, ERROR, QUEUE, REASON};
-use taskfleet_common::amqp::{bounded, connect};
+use taskfleet_common::amqp::{Link, LinkOptions};
 use taskfleet_common::{Envelope, TaskId, TaskState};
 
 /// Most messages one `list` or `replay` reads from the queue.
@@ -203,30 +201,29 @@ async fn replay_one(
     Ok(Ok(env.id))
 }
 
-/// A connection of its own to read `{ns}.dead` without consuming it.
+/// A connection of its own to read `{ns}.dead` without consuming it: closing it
+/// hands back whatever the scan still holds, whatever happened to the rest.
 struct DeadQueue {
-    conn: Connection,
-    channel: Channel,
+    link: Link,
     name: String,
-    timeout: Duration,
 }
 
 impl DeadQueue {
     async fn open(producer: &Producer) -> Result<Self> {
         let config = producer.config();
-        let timeout = config.network_timeout;
-        let conn = connect(&config.amqp_url, "taskfleet dead", timeout).await?;
-        let channel = bounded(
-            "reading the dead-letter queue",
-            timeout,
-            conn.create_channel(),
-        )
+        let topology = producer.publisher().topology();
+        let link = Link::open(LinkOptions {
+            url: &config.amqp_url,
+            name: "taskfleet dead",
+            topology,
+            timeout: config.network_timeout,
+            // `basic.get` needs no prefetch, and so no channel of its own.
+            consume: None,
+        })
         .await?;
         Ok(Self {
-            conn,
-            channel,
-            name: producer.store().names().dead(),
-            timeout,
+            name: topology.names().dead(),
+            link,
         })
     }
 
@@ -236,13 +233,15 @@ impl DeadQueue {
         let mut messages = Vec::new();
         let mut remaining = 0;
         while messages.len() < SCAN_LIMIT {
-            let got = bounded(
-                "reading the dead-letter queue",
-                self.timeout,
-                self.channel
-                    .basic_get(self.name.as_str().into(), BasicGetOptions { no_ack: false }),
-            )
-            .await?;
+            let got = self
+                .link
+                .bounded(
+                    "reading the dead-letter queue",
+                    self.link
+                        .consume
+                        .basic_get(self.name.as_str().into(), BasicGetOptions { no_ack: false }),
+                )
+                .await?;
             let Some(got) = got else {
                 remaining = 0;
                 break;
@@ -254,31 +253,34 @@ impl DeadQueue {
     }
 
     async fn ack(&self, delivery_tag: u64) -> Result<()> {
-        bounded(
-            "acknowledging a dead message",
-            self.timeout,
-            self.channel
-                .basic_ack(delivery_tag, BasicAckOptions { multiple: false }),
-        )
-        .await?;
+        self.link
+            .bounded(
+                "acknowledging a dead message",
+                self.link
+                    .consume
+                    .basic_ack(delivery_tag, BasicAckOptions { multiple: false }),
+            )
+            .await?;
         Ok(())
     }
 
     /// Hands every unacknowledged message back to the queue and closes. Best effort:
     /// if this fails, closing (or losing) the connection requeues them all the same.
     async fn release(self) {
-        let _ = tokio::time::timeout(
-            self.timeout,
-            self.channel.basic_nack(
-                0,
-                BasicNackOptions {
-                    multiple: true,
-                    requeue: true,
-                },
-            ),
-        )
-        .await;
-        let _ = tokio::time::timeout(self.timeout, self.conn.close(200, "done".into())).await;
+        let _ = self
+            .link
+            .bounded(
+                "handing dead messages back",
+                self.link.consume.basic_nack(
+                    0,
+                    BasicNackOptions {
+                        multiple: true,
+                        requeue: true,
+                    },
+                ),
+            )
+            .await;
+        self.link.close().await;
     }
 }
 

@@ -1,12 +1,20 @@
 //! RabbitMQ at the edge: connecting with a deadline, the topology of a namespace,
 //! and a confirmed publisher. Nothing outside this module (and the worker's consumer)
 //! sees lapin types.
+//!
+//! - `link`: `Link`, one live connection (confirm channel, optional consume channel);
+//!   every connection of the workspace is opened through it
+//! - `publisher`: `Publisher`, a `Link` that reconnects on the next publish
+//! - `topology`: the exchanges and queues of a namespace
+//! - `delay`: broker-held retry delays; `dead`: the dead-letter headers
 
 pub mod dead;
 pub mod delay;
+mod link;
 mod publisher;
 mod topology;
 
+pub use link::{ConsumeOptions, Link, LinkOptions, Settle};
 pub use publisher::{Publish, Publisher, publish_confirmed};
 pub use topology::Topology;
 
