@@ -3,6 +3,7 @@
 //! # Layout
 //! - `producer`: `Producer` — validate, record (Redis), publish (confirmed), return the id
 //! - `request`: `EnqueueRequest` and its validation
+//! - `transient`: retrying a record or publish while its server restarts
 //! - `error`: `ProducerError` and the exit codes of the contract
 //! - `dead`: the dead-letter queue: list it without consuming it, replay tasks from it
 //! - `http`: the HTTP API (`taskfleet serve`)
@@ -14,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod producer;
 pub mod request;
+mod transient;
 
 pub use error::ProducerError;
 pub use producer::{Enqueued, Producer};
