@@ -101,7 +101,7 @@ pub async fn replay(producer: &Producer, target: &ReplayTarget) -> Result<Replay
             && groups.is_empty()
         {
             return Err(ProducerError::NotFound(format!(
-                "no message of task {id} in the dead-letter queue {}",
+                "no message of task {id} in the dead-letter queue {} (taskfleet dead list shows what is there)",
                 producer.store().names().dead()
             )));
         }

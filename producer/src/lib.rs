@@ -4,7 +4,8 @@
 //! - `producer`: `Producer` — validate, record (Redis), publish (confirmed), return the id
 //! - `request`: `EnqueueRequest` and its validation
 //! - `transient`: retrying a record or publish while its server restarts
-//! - `error`: `ProducerError` and the exit codes of the contract
+//! - `error`: `ProducerError` and its `ErrorKind` (the CLI maps kinds to exit codes,
+//!   the HTTP API to statuses)
 //! - `dead`: the dead-letter queue: list it without consuming it, replay tasks from it
 //! - `http`: the HTTP API (`taskfleet serve`)
 //! - `cli`: the `taskfleet` command line (the binary in `main.rs` only calls `cli::run`)
@@ -17,6 +18,6 @@ pub mod producer;
 pub mod request;
 mod transient;
 
-pub use error::ProducerError;
+pub use error::{ErrorKind, ProducerError};
 pub use producer::{Enqueued, Producer};
 pub use request::EnqueueRequest;

@@ -202,7 +202,9 @@ pub async fn status(store: &StateStore, id: &TaskId) -> Result<TaskRecord> {
 /// Requests cancellation; returns the state the task is in afterwards.
 pub async fn cancel(store: &StateStore, id: &TaskId) -> Result<TaskState> {
     match store.cancel(id, true).await? {
-        CancelResult::NotFound => Err(ProducerError::NotFound(format!("task {id} not found"))),
+        CancelResult::NotFound => Err(ProducerError::NotFound(format!(
+            "task {id} not found: check the id (records of finished tasks expire after the retention period)"
+        ))),
         CancelResult::State(s) => Ok(s),
     }
 }

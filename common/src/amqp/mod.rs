@@ -27,13 +27,19 @@ pub enum AmqpError {
     Unreachable { url: String, reason: String },
     #[error("RabbitMQ: {0}")]
     Lapin(#[from] lapin::Error),
-    #[error("publish not confirmed within {0:?}")]
+    #[error("publish not confirmed within {0:?} (is RabbitMQ overloaded or restarting? try again)")]
     ConfirmTimeout(Duration),
-    #[error("RabbitMQ did not answer within {after:?} while {what}")]
+    #[error(
+        "RabbitMQ did not answer within {after:?} while {what} (is it overloaded or restarting? try again)"
+    )]
     TimedOut { what: &'static str, after: Duration },
-    #[error("publish refused by RabbitMQ (nack)")]
+    #[error(
+        "publish refused by RabbitMQ (nack); try again, and see the broker's log if it persists"
+    )]
     Nacked,
-    #[error("publish unroutable: no queue bound for routing key {0:?}")]
+    #[error(
+        "publish unroutable: no queue bound for routing key {0:?} (was the queue deleted? starting a worker of that type declares it again)"
+    )]
     Unroutable(String),
 }
 
