@@ -7,6 +7,7 @@
 //! - `error`: `ProducerError` and its `ErrorKind` (the CLI maps kinds to exit codes,
 //!   the HTTP API to statuses)
 //! - `dead`: the dead-letter queue: list it without consuming it, replay tasks from it
+//!   (`dead::message`: what a dead message says about itself)
 //! - `http`: the HTTP API (`taskfleet serve`)
 //! - `cli`: the `taskfleet` command line (the binary in `main.rs` only calls `cli::run`)
 
