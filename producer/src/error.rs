@@ -1,28 +1,83 @@
-//! Errors of the enqueue side, each mapped to the exit code of the contract.
+//! Errors of the enqueue side, and the kind of each: what its caller does about it.
+//! The kind is all the edges look at — the command line maps it to an exit code
+//! (`cli::exit`), the HTTP API to a status (`http::error`) — so a new error only
+//! has to say which kind it is.
 
+use std::net::SocketAddr;
 use taskfleet_common::amqp::AmqpError;
 use taskfleet_common::envelope::EnvelopeError;
 use taskfleet_common::ids::InvalidName;
 use taskfleet_common::store::StoreError;
 
+/// How to react to a [`ProducerError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Bad input or configuration: fix it and try again; trying as is cannot help.
+    Invalid,
+    /// The task (or dead message) asked for does not exist: check the id.
+    NotFound,
+    /// Understood, but refused — by taskfleet (the task is not in a state that
+    /// allows it) or by a server (RabbitMQ nacked a publish, a Redis script failed).
+    Refused,
+    /// RabbitMQ or Redis cannot be reached: start it or fix its URL, then try again.
+    Unavailable,
+    /// This machine refused: the HTTP API could not listen on its address, or stopped.
+    Io,
+}
+
+impl ErrorKind {
+    /// Every kind, for tables that must cover them all.
+    pub const ALL: [ErrorKind; 5] = [
+        ErrorKind::Invalid,
+        ErrorKind::NotFound,
+        ErrorKind::Refused,
+        ErrorKind::Unavailable,
+        ErrorKind::Io,
+    ];
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProducerError {
-    /// Bad input: fix the request and try again (exit 2).
     #[error("{0}")]
     Invalid(String),
-    /// The task or thing asked for does not exist (exit 1).
     #[error("{0}")]
     NotFound(String),
-    /// The request was understood but refused (exit 1).
     #[error("{0}")]
     Refused(String),
-    /// Some lines of a batch were refused, each already reported on its own line.
-    #[error("{refused} line(s) of the batch refused (see above); the other lines were enqueued")]
-    BatchRefused { refused: usize, code: u8 },
+    /// Some lines of a batch failed, each already reported on its own line; `worst`
+    /// is the kind of the most serious failure, which decides the exit code.
+    #[error(
+        "{refused} line(s) of the batch not enqueued (each reported above); every other line was enqueued, so enqueue only those again"
+    )]
+    BatchRefused { refused: usize, worst: ErrorKind },
+    #[error(
+        "cannot listen on {addr}: {source} (is another process using that port? choose another address with --listen or http.listen)"
+    )]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server stopped: {0} (start it again; tasks already enqueued are safe)")]
+    Serve(std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Amqp(#[from] AmqpError),
+}
+
+impl ProducerError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ProducerError::Invalid(_) => ErrorKind::Invalid,
+            ProducerError::NotFound(_) => ErrorKind::NotFound,
+            ProducerError::Refused(_) => ErrorKind::Refused,
+            ProducerError::BatchRefused { worst, .. } => *worst,
+            ProducerError::Listen { .. } | ProducerError::Serve(_) => ErrorKind::Io,
+            ProducerError::Store(e) if e.is_connection_error() => ErrorKind::Unavailable,
+            ProducerError::Amqp(e) if e.is_connection_error() => ErrorKind::Unavailable,
+            ProducerError::Store(_) | ProducerError::Amqp(_) => ErrorKind::Refused,
+        }
+    }
 }
 
 impl From<InvalidName> for ProducerError {
@@ -37,18 +92,73 @@ impl From<EnvelopeError> for ProducerError {
     }
 }
 
-impl ProducerError {
-    /// 1 not found or refused, 2 invalid input, 3 RabbitMQ or Redis unreachable.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ProducerError::Invalid(_) => 2,
-            ProducerError::BatchRefused { code, .. } => *code,
-            ProducerError::NotFound(_) | ProducerError::Refused(_) => 1,
-            ProducerError::Store(e) if e.is_connection_error() => 3,
-            ProducerError::Amqp(e) if e.is_connection_error() => 3,
-            ProducerError::Store(_) | ProducerError::Amqp(_) => 1,
+pub type Result<T> = std::result::Result<T, ProducerError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn io() -> std::io::Error {
+        std::io::Error::from(std::io::ErrorKind::AddrInUse)
+    }
+
+    #[test]
+    fn every_error_has_the_kind_its_caller_reacts_to() {
+        let unreachable_redis = StoreError::Unreachable {
+            url: "redis://h".into(),
+            reason: "refused".into(),
+        };
+        let bad_reply = StoreError::Protocol {
+            script: "enqueue",
+            reply: "?".into(),
+        };
+        let cases = [
+            (ProducerError::Invalid("x".into()), ErrorKind::Invalid),
+            (ProducerError::NotFound("x".into()), ErrorKind::NotFound),
+            (ProducerError::Refused("x".into()), ErrorKind::Refused),
+            (
+                ProducerError::BatchRefused {
+                    refused: 2,
+                    worst: ErrorKind::Unavailable,
+                },
+                ErrorKind::Unavailable,
+            ),
+            (
+                ProducerError::Listen {
+                    addr: "127.0.0.1:8080".parse().expect("an address"),
+                    source: io(),
+                },
+                ErrorKind::Io,
+            ),
+            (ProducerError::Serve(io()), ErrorKind::Io),
+            (unreachable_redis.into(), ErrorKind::Unavailable),
+            (bad_reply.into(), ErrorKind::Refused),
+            (
+                AmqpError::TimedOut {
+                    what: "publishing",
+                    after: Duration::from_secs(1),
+                }
+                .into(),
+                ErrorKind::Unavailable,
+            ),
+            (AmqpError::Nacked.into(), ErrorKind::Refused),
+            (
+                AmqpError::Unroutable("echo".into()).into(),
+                ErrorKind::Refused,
+            ),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
         }
     }
-}
 
-pub type Result<T> = std::result::Result<T, ProducerError>;
+    #[test]
+    fn a_failed_bind_says_what_to_do() {
+        let e = ProducerError::Listen {
+            addr: "127.0.0.1:8080".parse().expect("an address"),
+            source: io(),
+        };
+        assert!(e.to_string().contains("--listen"), "{e}");
+    }
+}

@@ -3,8 +3,11 @@
 //! # Layout
 //! - `producer`: `Producer` — validate, record (Redis), publish (confirmed), return the id
 //! - `request`: `EnqueueRequest` and its validation
-//! - `error`: `ProducerError` and the exit codes of the contract
+//! - `transient`: retrying a record or publish while its server restarts
+//! - `error`: `ProducerError` and its `ErrorKind` (the CLI maps kinds to exit codes,
+//!   the HTTP API to statuses)
 //! - `dead`: the dead-letter queue: list it without consuming it, replay tasks from it
+//!   (`dead::message`: what a dead message says about itself)
 //! - `http`: the HTTP API (`taskfleet serve`)
 //! - `cli`: the `taskfleet` command line (the binary in `main.rs` only calls `cli::run`)
 
@@ -14,7 +17,8 @@ pub mod error;
 pub mod http;
 pub mod producer;
 pub mod request;
+mod transient;
 
-pub use error::ProducerError;
+pub use error::{ErrorKind, ProducerError};
 pub use producer::{Enqueued, Producer};
 pub use request::EnqueueRequest;

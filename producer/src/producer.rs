@@ -4,7 +4,7 @@
 
 use crate::error::{ProducerError, Result};
 use crate::request::EnqueueRequest;
-use std::time::Duration;
+use crate::transient::retry_within;
 use taskfleet_common::amqp::{Publish, Publisher, Topology};
 use taskfleet_common::envelope::Envelope;
 use taskfleet_common::store::{CancelResult, EnqueueOutcome, NewTask, TaskRecord};
@@ -131,19 +131,12 @@ impl Producer {
     /// Writes the record, trying again (within the same patience as publishes) while
     /// Redis is restarting or unreachable: a running producer rides out a restart.
     async fn record(&self, task: &NewTask<'_>) -> Result<EnqueueOutcome> {
-        let deadline = tokio::time::Instant::now() + self.config.network_timeout * PUBLISH_PATIENCE;
-        let mut pause = Duration::from_millis(100);
-        loop {
-            match self.store.enqueue(task).await {
-                Ok(outcome) => return Ok(outcome),
-                Err(e) if e.is_retryable() && tokio::time::Instant::now() + pause < deadline => {
-                    tracing::warn!(id = %task.id, error = %e, "recording the task failed; trying again");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let patience = self.config.network_timeout * PUBLISH_PATIENCE;
+        let outcome = retry_within(patience, "recording the task", task.id, || {
+            self.store.enqueue(task)
+        })
+        .await?;
+        Ok(outcome)
     }
 
     /// Publishes an envelope to `{ns}.tasks` and waits for the confirm, reconnecting
@@ -169,27 +162,19 @@ impl Producer {
             priority: envelope.priority.unwrap_or(0),
             headers,
         };
-        let deadline = tokio::time::Instant::now() + self.config.network_timeout * PUBLISH_PATIENCE;
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let result = async {
-                self.publisher.ensure_type(&envelope.task_type).await?;
-                self.publisher.publish(&msg).await
-            }
-            .await;
-            match result {
-                Ok(()) => return Ok(()),
-                Err(e)
-                    if e.is_connection_error()
-                        && tokio::time::Instant::now() + pause < deadline =>
-                {
-                    tracing::warn!(id = %envelope.id, error = %e, "publish failed; reconnecting");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let patience = self.config.network_timeout * PUBLISH_PATIENCE;
+        let (publisher, msg) = (&self.publisher, &msg);
+        retry_within(
+            patience,
+            "publishing the task",
+            envelope.id,
+            || async move {
+                publisher.ensure_type(&envelope.task_type).await?;
+                publisher.publish(msg).await
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn status(&self, id: &TaskId) -> Result<TaskRecord> {
@@ -217,7 +202,9 @@ pub async fn status(store: &StateStore, id: &TaskId) -> Result<TaskRecord> {
 /// Requests cancellation; returns the state the task is in afterwards.
 pub async fn cancel(store: &StateStore, id: &TaskId) -> Result<TaskState> {
     match store.cancel(id).await? {
-        CancelResult::NotFound => Err(ProducerError::NotFound(format!("task {id} not found"))),
+        CancelResult::NotFound => Err(ProducerError::NotFound(format!(
+            "task {id} not found: check the id (records of finished tasks expire after the retention period)"
+        ))),
         CancelResult::State(s) => Ok(s),
     }
 }

@@ -4,7 +4,6 @@
 //! a new one starts with backoff; tasks already running finish on their own.
 
 use crate::delivery::{self, AmqpInbound};
-use crate::link::{Link, Settle};
 use crate::shared::Shared;
 use futures_util::StreamExt;
 use futures_util::stream::select_all;
@@ -13,6 +12,7 @@ use lapin::types::FieldTable;
 use std::sync::Arc;
 use std::time::Duration;
 use taskfleet_common::amqp::AmqpError;
+use taskfleet_common::amqp::{Link, Settle};
 use taskfleet_common::reconnect::ReconnectPolicy;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -65,18 +65,22 @@ pub(crate) async fn run(
 }
 
 async fn open(shared: &Shared) -> Result<Link, AmqpError> {
+    use taskfleet_common::amqp::{ConsumeOptions, LinkOptions};
     let c = &shared.config;
-    let prefetch = c.worker.concurrency.min(u16::MAX as usize) as u16;
     let name = format!("taskfleet-worker {}", shared.worker_id);
-    let qos = BasicQosOptions { global: false };
-    let link = Link::open(
-        &c.amqp_url,
-        &name,
-        &shared.topology,
-        prefetch,
-        qos,
-        c.network_timeout,
-    )
+    // The prefetch applies per consumer, so a worker consuming T types may hold up to
+    // T × prefetch unacked messages; the semaphore still bounds how many run.
+    let consume = ConsumeOptions {
+        prefetch: c.worker.concurrency.min(u16::MAX as usize) as u16,
+        qos: BasicQosOptions { global: false },
+    };
+    let link = Link::open(LinkOptions {
+        url: &c.amqp_url,
+        name: &name,
+        topology: &shared.topology,
+        timeout: c.network_timeout,
+        consume: Some(consume),
+    })
     .await?;
     for t in &shared.types {
         link.bounded(

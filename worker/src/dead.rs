@@ -1,8 +1,8 @@
 //! Sending a message to `{ns}.dead` with headers saying why, so `taskfleet dead list`
 //! and people reading the queue can tell what happened.
 
-use crate::link::Link;
 use std::time::{SystemTime, UNIX_EPOCH};
+use taskfleet_common::amqp::Link;
 pub use taskfleet_common::amqp::dead::{ATTEMPTS, DEAD_AT, DeadReason, ERROR, QUEUE, REASON};
 use taskfleet_common::amqp::{AmqpError, Publish, publish_confirmed};
 

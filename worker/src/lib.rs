@@ -4,7 +4,7 @@
 //! - `worker`: `Worker` — register handlers, `run(shutdown, abort)`, the drain
 //! - `handler`: `Handler`, `TaskContext`, `TaskError` — all a handler author sees
 //! - `builtin`: `echo`, `sleep`, `flaky`; `exec`: programs in any language
-//! - `consumer`: the consuming loop and its reconnect loop (`link`: one connection)
+//! - `consumer`: the consuming loop and its reconnect loop (one `Link` per session)
 //! - `delivery`: one delivery: parse → claim → run → commit → settle, as a pure
 //!   `Decision` and one executor, behind seams that unit tests fake
 //! - `health`: whether Redis answers (deliveries pause while it does not)
@@ -25,7 +25,6 @@ mod exec;
 mod handler;
 mod health;
 mod inflight;
-mod link;
 mod liveness;
 mod reporter;
 mod runner;

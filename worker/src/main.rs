@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use taskfleet_common::Config;
 use taskfleet_common::config::LogFormat;
-use taskfleet_worker::Worker;
+use taskfleet_worker::{Worker, WorkerError};
 use tokio_util::sync::CancellationToken;
 
 /// Consume and run taskfleet tasks until SIGTERM/SIGINT (a second one exits at once).
@@ -108,7 +108,7 @@ async fn main() -> ExitCode {
         Ok(w) => w,
         Err(e) => {
             eprintln!("taskfleet-worker: {e}");
-            return ExitCode::from(e.exit_code());
+            return ExitCode::from(exit_code(&e));
         }
     };
     let shutdown = CancellationToken::new();
@@ -118,8 +118,18 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("taskfleet-worker: {e}");
-            ExitCode::from(e.exit_code())
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// The contract's exit code for an error of the worker: 2 bad configuration,
+/// 3 Redis unreachable, 1 otherwise.
+fn exit_code(e: &WorkerError) -> u8 {
+    match e {
+        WorkerError::Config(_) => 2,
+        WorkerError::Store(s) if s.is_connection_error() => 3,
+        WorkerError::Store(_) => 1,
     }
 }
 
@@ -140,5 +150,26 @@ async fn signals(shutdown: CancellationToken, abort: CancellationToken) {
         }
         tracing::info!("signal received");
         token.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskfleet_common::store::StoreError;
+
+    #[test]
+    fn every_worker_error_has_the_exit_code_of_the_contract() {
+        let unreachable = StoreError::Unreachable {
+            url: "redis://h".into(),
+            reason: "refused".into(),
+        };
+        let bad_reply = StoreError::Protocol {
+            script: "claim",
+            reply: "?".into(),
+        };
+        assert_eq!(exit_code(&WorkerError::Config("x".into())), 2);
+        assert_eq!(exit_code(&WorkerError::Store(unreachable)), 3);
+        assert_eq!(exit_code(&WorkerError::Store(bad_reply)), 1);
     }
 }

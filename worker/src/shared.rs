@@ -5,11 +5,11 @@
 use crate::handler::DynHandler;
 use crate::health::RedisHealth;
 use crate::inflight::Inflight;
-use crate::link::Link;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use taskfleet_common::amqp::Link;
 use taskfleet_common::amqp::Topology;
 use taskfleet_common::store::{Registration, WorkerStatus};
 use taskfleet_common::{Config, Names, StateStore, TaskType, WorkerId};

@@ -27,17 +27,6 @@ pub enum WorkerError {
     Store(#[from] StoreError),
 }
 
-impl WorkerError {
-    /// 2 bad configuration, 3 unreachable server, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            WorkerError::Config(_) => 2,
-            WorkerError::Store(e) if e.is_connection_error() => 3,
-            WorkerError::Store(_) => 1,
-        }
-    }
-}
-
 pub struct Worker {
     config: Config,
     handlers: HashMap<TaskType, Arc<dyn DynHandler>>,

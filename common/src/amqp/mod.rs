@@ -1,12 +1,20 @@
 //! RabbitMQ at the edge: connecting with a deadline, the topology of a namespace,
 //! and a confirmed publisher. Nothing outside this module (and the worker's consumer)
 //! sees lapin types.
+//!
+//! - `link`: `Link`, one live connection (confirm channel, optional consume channel);
+//!   every connection of the workspace is opened through it
+//! - `publisher`: `Publisher`, a `Link` that reconnects on the next publish
+//! - `topology`: the exchanges and queues of a namespace
+//! - `delay`: broker-held retry delays; `dead`: the dead-letter headers
 
 pub mod dead;
 pub mod delay;
+mod link;
 mod publisher;
 mod topology;
 
+pub use link::{ConsumeOptions, Link, LinkOptions, Settle};
 pub use publisher::{Publish, Publisher, publish_confirmed};
 pub use topology::Topology;
 
@@ -19,13 +27,19 @@ pub enum AmqpError {
     Unreachable { url: String, reason: String },
     #[error("RabbitMQ: {0}")]
     Lapin(#[from] lapin::Error),
-    #[error("publish not confirmed within {0:?}")]
+    #[error("publish not confirmed within {0:?} (is RabbitMQ overloaded or restarting? try again)")]
     ConfirmTimeout(Duration),
-    #[error("RabbitMQ did not answer within {after:?} while {what}")]
+    #[error(
+        "RabbitMQ did not answer within {after:?} while {what} (is it overloaded or restarting? try again)"
+    )]
     TimedOut { what: &'static str, after: Duration },
-    #[error("publish refused by RabbitMQ (nack)")]
+    #[error(
+        "publish refused by RabbitMQ (nack); try again, and see the broker's log if it persists"
+    )]
     Nacked,
-    #[error("publish unroutable: no queue bound for routing key {0:?}")]
+    #[error(
+        "publish unroutable: no queue bound for routing key {0:?} (was the queue deleted? starting a worker of that type declares it again)"
+    )]
     Unroutable(String),
 }
 

@@ -6,11 +6,12 @@
 //! connection is re-established on the next publish; a publish in flight when it
 //! broke is reported as failed, never assumed delivered.
 
-use super::{AmqpError, Topology, bounded, connect};
+use super::link::{Link, LinkOptions};
+use super::{AmqpError, Topology, bounded};
 use crate::ids::TaskType;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,13 +27,6 @@ pub struct Publish<'a> {
     pub task_type: &'a str,
     pub priority: u8,
     pub headers: Vec<(&'static str, String)>,
-}
-
-#[derive(Clone)]
-struct Link {
-    // Kept so the connection lives as long as the channel that uses it.
-    _conn: Arc<Connection>,
-    channel: Channel,
 }
 
 #[derive(Clone)]
@@ -82,30 +76,22 @@ impl Publisher {
     pub async fn channel(&self) -> Result<Channel, AmqpError> {
         let mut link = self.link.lock().await;
         if let Some(l) = link.as_ref()
-            && l.channel.status().connected()
+            && l.is_connected()
         {
-            return Ok(l.channel.clone());
+            return Ok(l.publish.clone());
         }
         *link = None;
         self.declared.lock().await.clear();
-        let conn = connect(&self.url, &self.name, self.timeout).await?;
-        let channel = bounded("opening a channel", self.timeout, conn.create_channel()).await?;
-        bounded(
-            "enabling confirms",
-            self.timeout,
-            channel.confirm_select(ConfirmSelectOptions::default()),
-        )
+        let fresh = Link::open(LinkOptions {
+            url: &self.url,
+            name: &self.name,
+            topology: &self.topology,
+            timeout: self.timeout,
+            consume: None,
+        })
         .await?;
-        bounded(
-            "declaring the topology",
-            self.timeout,
-            self.topology.declare_base(&channel),
-        )
-        .await?;
-        *link = Some(Link {
-            _conn: Arc::new(conn),
-            channel: channel.clone(),
-        });
+        let channel = fresh.publish.clone();
+        *link = Some(fresh);
         Ok(channel)
     }
 
@@ -134,8 +120,7 @@ impl Publisher {
 
     pub async fn close(&self) {
         if let Some(l) = self.link.lock().await.take() {
-            let _ = tokio::time::timeout(self.timeout, l.channel.close(200, "bye".into())).await;
-            let _ = tokio::time::timeout(self.timeout, l._conn.close(200, "bye".into())).await;
+            l.close().await;
         }
     }
 }

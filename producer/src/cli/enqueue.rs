@@ -114,7 +114,7 @@ async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
     // Every line is its own task: a bad line is reported and the rest go on, so no
     // enqueue is ever abandoned half-way (between its record and its publish).
     let mut refused = 0usize;
-    let mut worst_code = 0u8;
+    let mut worst = None;
     while let Some(r) = results.next().await {
         match r {
             Ok(done) => {
@@ -126,7 +126,7 @@ async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
             Err(e) => {
                 eprintln!("taskfleet: {e}");
                 refused += 1;
-                worst_code = worst_code.max(e.exit_code());
+                worst = Some(super::exit::worse(worst, e.kind()));
             }
         }
     }
@@ -134,13 +134,9 @@ async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
     if let Some(b) = bar {
         b.finish();
     }
-    if refused == 0 {
-        Ok(())
-    } else {
-        Err(ProducerError::BatchRefused {
-            refused,
-            code: worst_code,
-        })
+    match worst {
+        None => Ok(()),
+        Some(worst) => Err(ProducerError::BatchRefused { refused, worst }),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The `taskfleet` command line: parse flags, load the configuration, run one command,
-//! and turn its error into one line on stderr and the contract's exit code.
+//! and turn its error into one line on stderr and the contract's exit code (`exit`).
 
 mod dead;
 mod enqueue;
+pub mod exit;
 mod inspect;
 mod lines;
 
@@ -124,7 +125,7 @@ pub async fn run(args: Args) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("taskfleet: {}", one_line(&e.to_string()));
-            ExitCode::from(e.exit_code())
+            ExitCode::from(exit::exit_code(e.kind()))
         }
     }
 }

@@ -54,7 +54,7 @@ pub async fn serve(producer: Producer, listen: &str, shutdown: CancellationToken
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| ProducerError::Invalid(format!("cannot listen on {addr}: {e}")))?;
+        .map_err(|source| ProducerError::Listen { addr, source })?;
     tracing::info!(%addr, auth = !producer.config().http.tokens.is_empty(), "HTTP API listening");
     serve_on(producer, listener, shutdown).await
 }
@@ -70,5 +70,5 @@ pub async fn serve_on(
     axum::serve(listener, router(producer, metrics))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
-        .map_err(|e| ProducerError::Refused(format!("HTTP server: {e}")))
+        .map_err(ProducerError::Serve)
 }

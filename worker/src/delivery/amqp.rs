@@ -2,13 +2,13 @@
 
 use super::ports::{CopyKind, DeadCopy, Inbound};
 use crate::dead::{self, DeadLetter};
-use crate::link::{Link, Settle};
 use crate::shared::CurrentLink;
 use lapin::message::Delivery;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use taskfleet_common::amqp::{AmqpError, Publish, delay, publish_confirmed};
+use taskfleet_common::amqp::{Link, Settle};
 use taskfleet_common::envelope::Envelope;
 
 pub(crate) struct AmqpInbound {

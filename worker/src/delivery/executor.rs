@@ -5,7 +5,7 @@
 
 use super::decision::Decision;
 use super::ports::{CopyKind, DeadCopy, Inbound};
-use crate::link::Settle;
+use taskfleet_common::amqp::Settle;
 use taskfleet_common::envelope::Envelope;
 
 /// Applies `decision` to the delivery of `env` (`priority`: the task's resolved one).

@@ -2,12 +2,12 @@
 
 use super::ports::{CopyKind, DeadCopy, Inbound, TaskStore};
 use crate::handler::{BoxFuture, Reporter};
-use crate::link::Settle;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use taskfleet_common::amqp::AmqpError;
+use taskfleet_common::amqp::Settle;
 use taskfleet_common::envelope::{Envelope, Resolved};
 use taskfleet_common::store::{Claim, Commit, DeliveryClaim, Fence, Outcome, StoreError};
 use taskfleet_common::{TaskId, TaskState};

@@ -8,12 +8,12 @@
 
 use crate::dead::DeadReason;
 use crate::handler::Reporter;
-use crate::link::Settle;
 use crate::reporter::StoreReporter;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use taskfleet_common::amqp::AmqpError;
+use taskfleet_common::amqp::Settle;
 use taskfleet_common::envelope::{Envelope, Resolved};
 use taskfleet_common::store::{Claim, Commit, DeliveryClaim, Fence, Outcome, StoreError};
 use taskfleet_common::{StateStore, TaskId};

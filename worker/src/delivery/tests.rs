@@ -7,11 +7,11 @@ use crate::builtin::{Echo, Flaky, Sleep};
 use crate::dead::DeadReason;
 use crate::handler::{DynHandler, TaskError, handler_fn};
 use crate::inflight::StopReason;
-use crate::link::Settle;
 use crate::shared::Shared;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use taskfleet_common::amqp::Settle;
 use taskfleet_common::store::{Claim, Commit, Outcome, Registration};
 use taskfleet_common::{Config, TaskId, TaskState, TaskType, WorkerId};
 

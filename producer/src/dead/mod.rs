@@ -14,46 +14,21 @@
 //! A crash in between leaves the dead copy in the queue and the record `pending`;
 //! replaying again finishes the job (a `pending` record is republished, not refused).
 
+mod message;
+
+pub use message::DeadMessage;
+
 use crate::error::{ProducerError, Result};
 use crate::producer::Producer;
-use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection};
-use serde::Serialize;
+use message::describe;
 use std::collections::BTreeMap;
-use std::time::Duration;
-use taskfleet_common::amqp::dead::{ATTEMPTS, DEAD_AT, ERROR, QUEUE, REASON};
-use taskfleet_common::amqp::{bounded, connect};
+use taskfleet_common::amqp::{Link, LinkOptions};
 use taskfleet_common::store::ReplayRefusal;
-use taskfleet_common::{Envelope, TaskId, TaskState};
+use taskfleet_common::{TaskId, TaskState};
 
 /// Most messages one `list` or `replay` reads from the queue.
 pub const SCAN_LIMIT: usize = 10_000;
-
-/// One message of the dead-letter queue, as `dead list` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct DeadMessage {
-    /// The task id: the message's `message_id`, or the envelope's `id`.
-    pub id: Option<String>,
-    #[serde(rename = "type")]
-    pub task_type: Option<String>,
-    /// `x-taskfleet-reason` (`exhausted`, `poison`, `malformed`, ...), or the broker's
-    /// own dead-lettering reason (`rejected`, ...) for messages no worker labelled.
-    pub reason: String,
-    pub attempts: Option<u32>,
-    pub error: Option<String>,
-    /// When it was dead-lettered, ms since the Unix epoch.
-    pub dead_at: Option<u64>,
-    /// The queue it came from.
-    pub queue: Option<String>,
-    /// Why it cannot be replayed (no valid envelope); `None` if it can.
-    pub unreplayable: Option<String>,
-    #[serde(skip)]
-    envelope: Option<Envelope>,
-    #[serde(skip)]
-    delivery_tag: u64,
-}
 
 /// The first messages of the queue, oldest first.
 #[derive(Debug, Clone)]
@@ -104,7 +79,7 @@ pub async fn replay(producer: &Producer, target: &ReplayTarget) -> Result<Replay
             && groups.is_empty()
         {
             return Err(ProducerError::NotFound(format!(
-                "no message of task {id} in the dead-letter queue {}",
+                "no message of task {id} in the dead-letter queue {} (taskfleet dead list shows what is there)",
                 producer.store().names().dead()
             )));
         }
@@ -206,30 +181,29 @@ async fn replay_one(
     Ok(Ok(env.id))
 }
 
-/// A connection of its own to read `{ns}.dead` without consuming it.
+/// A connection of its own to read `{ns}.dead` without consuming it: closing it
+/// hands back whatever the scan still holds, whatever happened to the rest.
 struct DeadQueue {
-    conn: Connection,
-    channel: Channel,
+    link: Link,
     name: String,
-    timeout: Duration,
 }
 
 impl DeadQueue {
     async fn open(producer: &Producer) -> Result<Self> {
         let config = producer.config();
-        let timeout = config.network_timeout;
-        let conn = connect(&config.amqp_url, "taskfleet dead", timeout).await?;
-        let channel = bounded(
-            "reading the dead-letter queue",
-            timeout,
-            conn.create_channel(),
-        )
+        let topology = producer.publisher().topology();
+        let link = Link::open(LinkOptions {
+            url: &config.amqp_url,
+            name: "taskfleet dead",
+            topology,
+            timeout: config.network_timeout,
+            // `basic.get` needs no prefetch, and so no channel of its own.
+            consume: None,
+        })
         .await?;
         Ok(Self {
-            conn,
-            channel,
-            name: producer.store().names().dead(),
-            timeout,
+            name: topology.names().dead(),
+            link,
         })
     }
 
@@ -239,13 +213,15 @@ impl DeadQueue {
         let mut messages = Vec::new();
         let mut remaining = 0;
         while messages.len() < SCAN_LIMIT {
-            let got = bounded(
-                "reading the dead-letter queue",
-                self.timeout,
-                self.channel
-                    .basic_get(self.name.as_str().into(), BasicGetOptions { no_ack: false }),
-            )
-            .await?;
+            let got = self
+                .link
+                .bounded(
+                    "reading the dead-letter queue",
+                    self.link
+                        .consume
+                        .basic_get(self.name.as_str().into(), BasicGetOptions { no_ack: false }),
+                )
+                .await?;
             let Some(got) = got else {
                 remaining = 0;
                 break;
@@ -257,105 +233,34 @@ impl DeadQueue {
     }
 
     async fn ack(&self, delivery_tag: u64) -> Result<()> {
-        bounded(
-            "acknowledging a dead message",
-            self.timeout,
-            self.channel
-                .basic_ack(delivery_tag, BasicAckOptions { multiple: false }),
-        )
-        .await?;
+        self.link
+            .bounded(
+                "acknowledging a dead message",
+                self.link
+                    .consume
+                    .basic_ack(delivery_tag, BasicAckOptions { multiple: false }),
+            )
+            .await?;
         Ok(())
     }
 
     /// Hands every unacknowledged message back to the queue and closes. Best effort:
     /// if this fails, closing (or losing) the connection requeues them all the same.
     async fn release(self) {
-        let _ = tokio::time::timeout(
-            self.timeout,
-            self.channel.basic_nack(
-                0,
-                BasicNackOptions {
-                    multiple: true,
-                    requeue: true,
-                },
-            ),
-        )
-        .await;
-        let _ = tokio::time::timeout(self.timeout, self.conn.close(200, "done".into())).await;
-    }
-}
-
-/// What a dead message says about itself: our headers first, then the broker's
-/// `x-death` for messages dead-lettered by the queue itself, then the envelope.
-fn describe(delivery: &Delivery, payload_limit: usize) -> DeadMessage {
-    let props = &delivery.properties;
-    let empty = FieldTable::default();
-    let headers = props.headers().as_ref().unwrap_or(&empty);
-    let death = first_death(headers);
-    let parsed = Envelope::parse(&delivery.data, payload_limit);
-    let envelope = parsed.as_ref().ok().cloned();
-    let message_id = props
-        .message_id()
-        .as_ref()
-        .map(|s| s.to_string())
-        .filter(|s| !s.is_empty());
-    let property_type = props
-        .kind()
-        .as_ref()
-        .map(|s| s.to_string())
-        .filter(|s| !s.is_empty());
-    DeadMessage {
-        id: message_id.or_else(|| envelope.as_ref().map(|e| e.id.to_string())),
-        task_type: envelope
-            .as_ref()
-            .map(|e| e.task_type.to_string())
-            .or(property_type),
-        reason: text(headers.inner().get(REASON))
-            .or_else(|| death.and_then(|d| text(d.inner().get("reason"))))
-            .unwrap_or_else(|| "unknown".into()),
-        attempts: number(headers.inner().get(ATTEMPTS)).map(|n| n as u32),
-        error: text(headers.inner().get(ERROR)).filter(|s| !s.is_empty()),
-        dead_at: number(headers.inner().get(DEAD_AT))
-            .or_else(|| death.and_then(|d| number(d.inner().get("time")).map(|s| s * 1000))),
-        queue: text(headers.inner().get(QUEUE))
-            .filter(|s| !s.is_empty())
-            .or_else(|| death.and_then(|d| text(d.inner().get("queue")))),
-        unreplayable: parsed.err().map(|e| e.to_string()),
-        envelope,
-        delivery_tag: delivery.delivery_tag,
-    }
-}
-
-/// The most recent entry of the broker's `x-death` header, if any.
-fn first_death(headers: &FieldTable) -> Option<&FieldTable> {
-    match headers.inner().get("x-death")? {
-        AMQPValue::FieldArray(a) => a.as_slice().iter().find_map(|v| match v {
-            AMQPValue::FieldTable(t) => Some(t),
-            _ => None,
-        }),
-        _ => None,
-    }
-}
-
-fn text(v: Option<&AMQPValue>) -> Option<String> {
-    match v? {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-        _ => None,
-    }
-}
-
-fn number(v: Option<&AMQPValue>) -> Option<u64> {
-    match v? {
-        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).parse().ok(),
-        AMQPValue::ShortString(s) => s.as_str().parse().ok(),
-        AMQPValue::Timestamp(t) => Some(*t),
-        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
-        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
-        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
-        AMQPValue::ShortInt(n) => u64::try_from(*n).ok(),
-        AMQPValue::ShortUInt(n) => Some(u64::from(*n)),
-        _ => None,
+        let _ = self
+            .link
+            .bounded(
+                "handing dead messages back",
+                self.link.consume.basic_nack(
+                    0,
+                    BasicNackOptions {
+                        multiple: true,
+                        requeue: true,
+                    },
+                ),
+            )
+            .await;
+        self.link.close().await;
     }
 }
 
@@ -404,16 +309,5 @@ mod tests {
         let one = group_by_task(all, &ReplayTarget::Id("b".into()));
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].1.len(), 2);
-    }
-
-    #[test]
-    fn headers_are_read_whatever_their_encoding() {
-        assert_eq!(number(Some(&AMQPValue::LongString("42".into()))), Some(42));
-        assert_eq!(number(Some(&AMQPValue::Timestamp(7))), Some(7));
-        assert_eq!(number(Some(&AMQPValue::LongLongInt(-1))), None);
-        assert_eq!(
-            text(Some(&AMQPValue::LongString("poison".into()))).as_deref(),
-            Some("poison")
-        );
     }
 }
