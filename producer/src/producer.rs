@@ -216,7 +216,7 @@ pub async fn status(store: &StateStore, id: &TaskId) -> Result<TaskRecord> {
 
 /// Requests cancellation; returns the state the task is in afterwards.
 pub async fn cancel(store: &StateStore, id: &TaskId) -> Result<TaskState> {
-    match store.cancel(id, true).await? {
+    match store.cancel(id).await? {
         CancelResult::NotFound => Err(ProducerError::NotFound(format!("task {id} not found"))),
         CancelResult::State(s) => Ok(s),
     }

@@ -292,9 +292,8 @@ impl StateStore {
         }
     }
 
-    /// Requests cancellation. `notify` publishes the id on `{ns}:cancellations`
-    /// (false only to prove that the per-heartbeat flag check works on its own).
-    pub async fn cancel(&self, id: &TaskId, notify: bool) -> Result<CancelResult> {
+    /// Requests cancellation and publishes the id on `{ns}:cancellations`.
+    pub async fn cancel(&self, id: &TaskId) -> Result<CancelResult> {
         let n = &self.names;
         // The type is needed for the stats key; read it first (ids are immutable).
         let Some(task_type) = self.task_type_of(id).await? else {
@@ -310,7 +309,7 @@ impl StateStore {
             .key(n.cancellations_channel())
             .arg(id.to_string())
             .arg(self.retention_ms())
-            .arg(if notify { 1 } else { 0 })
+            .arg(1)
             .invoke_async(&mut self.conn())
             .await?;
         let r = items(reply);

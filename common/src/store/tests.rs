@@ -168,7 +168,7 @@ async fn terminal_records_never_leave_their_state() {
             .await
             .expect("claim");
         assert!(matches!(claim, Claim::Drop { .. }), "{terminal}: {claim:?}");
-        let cancel = s.cancel(&id, true).await.expect("cancel");
+        let cancel = s.cancel(&id).await.expect("cancel");
         assert_eq!(cancel, CancelResult::State(terminal));
         for outcome in [
             Outcome::Failed { error: "x".into() },
