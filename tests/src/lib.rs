@@ -9,19 +9,23 @@
 //! - `amqp`: a plain AMQP client's view (raw publish, depths, the dead queue)
 //! - `rabbitmqctl`: what only `rabbitmqctl` tells (unacked counts, queue names)
 //! - `process`: the real binaries (`taskfleet` CLI runs, `taskfleet-worker` processes)
+//! - `procfs`: other processes from /proc (alive, peak memory)
 //! - `logs`: where worker processes log; `scratch`: a temporary directory per test
 //! - `private_redis`: a `redis-server` of a test's own (ACL users, restarts)
 //! - `redis_direct`: a plain Redis connection (PING, scans)
 //! - `files`: file access off the runtime threads
 //! - `wait`: polling with a deadline; `record`: reading a task's record
 //! - `cancel`, `retries`: helpers of the cancellation and retry tests
+//! - `chaos`: the scenarios of `scripts/chaos`
 
 pub mod amqp;
 pub mod cancel;
+pub mod chaos;
 pub mod files;
 pub mod logs;
 pub mod private_redis;
 pub mod process;
+pub mod procfs;
 pub mod queues;
 pub mod rabbitmqctl;
 pub mod record;
@@ -47,6 +51,16 @@ pub fn amqp_url() -> String {
 
 pub fn redis_url() -> String {
     std::env::var("TASKFLEET_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A port of 127.0.0.1 nothing listens on right now (the OS picks it; released at
+/// once, for a server the test starts).
+pub async fn free_port() -> u16 {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// A configuration for a fresh namespace, with fast heartbeats and short backoffs so

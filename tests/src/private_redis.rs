@@ -36,7 +36,7 @@ impl PrivateRedis {
     pub async fn start() -> Self {
         let mut redis = Self {
             child: None,
-            port: free_port().await,
+            port: crate::free_port().await,
             dir: Scratch::named("private-redis"),
         };
         redis.start_again().await;
@@ -126,13 +126,4 @@ impl PrivateRedis {
         self.stop().await;
         self.start_again().await;
     }
-}
-
-/// A port nothing listens on right now (the OS picks it; released at once).
-pub async fn free_port() -> u16 {
-    tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }

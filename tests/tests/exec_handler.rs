@@ -4,15 +4,13 @@
 //! chatty program cannot exhaust the worker's memory.
 
 use futures_util::StreamExt;
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
 use taskfleet_common::config::TypeConfig;
 use taskfleet_common::{Config, TaskId, TaskState};
-use taskfleet_tests::files::read_text;
 use taskfleet_tests::process::{WorkerProcess, cli};
+use taskfleet_tests::procfs::{alive, assert_all_gone, peak_rss_kib, pids_in};
 use taskfleet_tests::record::{json_of, ms};
 use taskfleet_tests::scratch::Scratch;
 use taskfleet_tests::{Fleet, eventually, test_config};
@@ -32,53 +30,6 @@ fn python_type(config: &mut Config, name: &str, script: &Path, max_attempts: Opt
             ..Default::default()
         },
     );
-}
-
-/// Whether `pid` is a live process; a zombie (dead, waiting to be reaped by its
-/// parent) counts as gone.
-async fn alive(pid: i32) -> bool {
-    if kill(Pid::from_raw(pid), None).is_err() {
-        return false;
-    }
-    let stat = read_text(format!("/proc/{pid}/stat"))
-        .await
-        .unwrap_or_default();
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    !matches!(state, None | Some("Z") | Some("X"))
-}
-
-/// Pids a script wrote to `name`, once the file is there.
-async fn pids_in(scratch: &Scratch, name: &str) -> Vec<i32> {
-    eventually(
-        Duration::from_secs(15),
-        &format!("{name} written"),
-        || async {
-            scratch.text(name).await.map(|t| {
-                t.split_whitespace()
-                    .map(|p| p.parse().expect("a pid"))
-                    .collect()
-            })
-        },
-    )
-    .await
-}
-
-async fn assert_all_gone(pids: &[i32], deadline: Duration) {
-    eventually(
-        deadline,
-        &format!("processes {pids:?} to be gone"),
-        || async {
-            for &p in pids {
-                if alive(p).await {
-                    return None;
-                }
-            }
-            Some(())
-        },
-    )
-    .await;
 }
 
 const PROGRESS_SCRIPT: &str = r#"
@@ -381,18 +332,6 @@ line = b"e" * 1023 + b"\n"
 for _ in range(10240):  # 10 MiB on stderr
     sys.stderr.buffer.write(line)
 "#;
-
-/// /proc/PID/status VmHWM (peak resident memory) in KiB.
-async fn peak_rss_kib(pid: i32) -> u64 {
-    let status = read_text(format!("/proc/{pid}/status"))
-        .await
-        .expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chatty_exec_program_does_not_exhaust_worker_memory() {

@@ -3,9 +3,8 @@
 use std::time::Duration;
 use taskfleet_common::TaskState;
 use taskfleet_tests::logs::log_path;
-use taskfleet_tests::private_redis::free_port;
 use taskfleet_tests::process::WorkerProcess;
-use taskfleet_tests::{Fleet, eventually, test_config};
+use taskfleet_tests::{Fleet, eventually, free_port, test_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn scrape(addr: &str) -> Option<String> {
