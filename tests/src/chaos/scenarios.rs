@@ -51,8 +51,13 @@ pub async fn drain(settings: &Settings) -> Result<i32, i32> {
     old.signal(Signal::SIGTERM);
     let exit = old.wait_exit(Duration::from_secs(60)).await;
     let took = t0.elapsed();
+    let exited = match exit {
+        Some(Some(code)) => format!("exited {code}"),
+        Some(None) => "was killed by a signal".to_owned(),
+        None => "had not exited".to_owned(),
+    };
     run.say(&format!(
-        "the drained worker exited {exit:?} after {} ms",
+        "the drained worker {exited} after {} ms",
         took.as_millis()
     ));
     if exit != Some(Some(0)) || took > DRAIN_GRACE + Duration::from_secs(2) {
