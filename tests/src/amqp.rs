@@ -2,8 +2,8 @@
 //! queue, queue depths, and deleting what a namespace declared.
 
 use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -17,20 +17,42 @@ pub async fn channel(url: &str) -> (Connection, Channel) {
     (conn, ch)
 }
 
-/// Publishes raw bytes the way any AMQP client would (no confirm, no helper).
+/// Whether the broker accepts a connection within a few seconds.
+pub async fn reachable(url: &str) -> bool {
+    let connect = Connection::connect(url, ConnectionProperties::default());
+    match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close(200, "done".into()).await;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Publishes raw bytes as any AMQP client could, with publisher confirms (mandatory,
+/// persistent, no taskfleet code involved): once this returns, the broker holds the
+/// message.
 pub async fn publish_raw(url: &str, exchange: &str, routing_key: &str, body: &[u8]) {
     let (conn, ch) = channel(url).await;
-    ch.basic_publish(
-        exchange.into(),
-        routing_key.into(),
-        BasicPublishOptions::default(),
-        body,
-        BasicProperties::default().with_delivery_mode(2),
-    )
-    .await
-    .expect("publish")
-    .await
-    .expect("publish sent");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm mode");
+    let confirm = ch
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    assert!(confirm.is_ack(), "broker confirmed the message");
     let _ = conn.close(200, "done".into()).await;
 }
 

@@ -1,20 +1,47 @@
-//! Test harness for the end-to-end tests: every test gets a fresh namespace on the
-//! real RabbitMQ and Redis, starts the workers it needs (in-process or as real
-//! processes), waits by polling with a deadline, and removes what it declared.
+//! Test harness for the end-to-end tests (and `taskfleet-bench`, `taskfleet-chaos`):
+//! every test gets a fresh namespace on the real RabbitMQ and Redis, starts the
+//! workers it needs (in-process or as real processes), waits by polling with a
+//! deadline, and removes what it declared.
+//!
+//! # Layout
+//! - this file: `Fleet` (a namespace, its producer, store and in-process workers)
+//! - `queues`: waits on a fleet's queues (consumers, settled deliveries)
+//! - `amqp`: a plain AMQP client's view (raw publish, depths, the dead queue)
+//! - `rabbitmqctl`: what only `rabbitmqctl` tells (unacked counts, queue names)
+//! - `process`: the real binaries (`taskfleet` CLI runs, `taskfleet-worker` processes)
+//! - `procfs`: other processes from /proc (alive, peak memory)
+//! - `logs`: where worker processes log; `scratch`: a temporary directory per test
+//! - `private_redis`: a `redis-server` of a test's own (ACL users, restarts)
+//! - `redis_direct`: a plain Redis connection (PING, scans)
+//! - `files`: file access off the runtime threads
+//! - `wait`: polling with a deadline; `record`: reading a task's record
+//! - `cancel`, `retries`: helpers of the cancellation and retry tests
+//! - `chaos`: the scenarios of `scripts/chaos`
 
 pub mod amqp;
 pub mod cancel;
-pub mod handlers;
+pub mod chaos;
+pub mod files;
+pub mod logs;
 pub mod private_rabbit;
+pub mod private_redis;
 pub mod process;
+pub mod procfs;
+pub mod queues;
+pub mod rabbitmqctl;
+pub mod record;
+pub mod redis_direct;
 pub mod retries;
+pub mod scratch;
+pub mod wait;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+pub use wait::{eventually, poll_until};
+
+use std::time::Duration;
 use taskfleet_common::store::TaskRecord;
 use taskfleet_common::{Config, Names, StateStore, TaskId, TaskState, TaskType};
 use taskfleet_producer::{EnqueueRequest, Producer};
-use taskfleet_worker::Worker;
+use taskfleet_worker::{Handler, Worker};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +52,16 @@ pub fn amqp_url() -> String {
 
 pub fn redis_url() -> String {
     std::env::var("TASKFLEET_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A port of 127.0.0.1 nothing listens on right now (the OS picks it; released at
+/// once, for a server the test starts).
+pub async fn free_port() -> u16 {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// A configuration for a fresh namespace, with fast heartbeats and short backoffs so
@@ -45,23 +82,8 @@ pub fn test_config() -> Config {
     c
 }
 
-/// Polls `check` until it returns `Some`, or panics with `what` after `deadline`.
-pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {deadline:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+pub fn task_type(name: &str) -> TaskType {
+    name.parse().expect("valid type")
 }
 
 /// One test's fleet: its namespace, a producer, a state store, and the workers it
@@ -130,24 +152,6 @@ impl Fleet {
             .await;
     }
 
-    /// Waits until `n` consumers listen on the queue of `task_type` (a worker has
-    /// declared its queues and is consuming).
-    pub async fn wait_for_consumers(&self, task_type: &str, n: u32) {
-        let queue = self.names().queue(&task_type.parse().expect("valid type"));
-        let url = self.config.amqp_url.clone();
-        eventually(
-            Duration::from_secs(15),
-            &format!("{n} consumers on {queue}"),
-            || async {
-                amqp::queue_depth(&url, &queue)
-                    .await
-                    .filter(|(_, c)| *c >= n)
-                    .map(|_| ())
-            },
-        )
-        .await;
-    }
-
     pub fn take_worker(&mut self, i: usize) -> InProcessWorker {
         self.workers.remove(i)
     }
@@ -175,17 +179,19 @@ impl Fleet {
     }
 
     pub async fn stats(&self, task_type: &str) -> taskfleet_common::store::TypeStats {
-        let t: TaskType = task_type.parse().expect("valid type");
+        let t = crate::task_type(task_type);
         self.store.type_stats(&t).await.expect("redis answers")
     }
 
-    /// Stops the workers, deletes the namespace's queues, exchanges and Redis keys.
+    /// Stops the workers, deletes the namespace's queues (delay queues too),
+    /// exchanges and Redis keys, and the logs of its worker processes.
     pub async fn teardown(mut self) {
         for w in self.workers.drain(..) {
             w.stop().await;
         }
         self.producer.close().await;
         cleanup(&self.config).await;
+        logs::remove_logs(&self.config).await;
         self.torn_down = true;
     }
 }
@@ -206,6 +212,14 @@ impl Drop for Fleet {
             .join();
         }
     }
+}
+
+/// A worker of the fleet's configuration whose `task_type` runs `handler`.
+pub fn worker_with(fleet: &Fleet, task_type: &str, handler: impl Handler) -> Worker {
+    Worker::new(fleet.config.clone())
+        .expect("worker builds")
+        .handler(task_type, handler)
+        .expect("valid type")
 }
 
 pub fn spawn_worker(worker: Worker) -> InProcessWorker {
@@ -235,7 +249,8 @@ pub async fn cleanup(config: &Config) {
         let types = store.types().await.unwrap_or_default();
         // Workers declare the queues of all their types, used or not, and delay queues
         // have computed names: list what the broker has under the namespace's prefix.
-        let declared = process::queues_with_prefix(&format!("{}.", names.namespace()));
+        let prefix = format!("{}.", names.namespace());
+        let declared = rabbitmqctl::queues_with_prefix(&config.amqp_url, &prefix).await;
         amqp::delete_namespace(&config.amqp_url, &names, &types).await;
         amqp::delete_queues(&config.amqp_url, &declared).await;
         let _ = store.purge_namespace().await;

@@ -1,13 +1,19 @@
-//! Real processes: the `taskfleet` and `taskfleet-worker` binaries of this build.
+//! Real processes: the `taskfleet` and `taskfleet-worker` binaries of this build,
+//! run with `tokio::process` so that no test blocks a runtime thread on them.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
 use taskfleet_common::Config;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+use tokio::sync::OnceCell;
 
-/// Path of a binary of this workspace, building the binaries once if needed.
-pub fn bin(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
+/// Path of a binary of this workspace, building the binaries once if needed (in the
+/// profile of the running executable: `target/release/taskfleet-chaos` uses release
+/// workers).
+pub async fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceCell<()> = OnceCell::const_new();
     let dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.to_path_buf()))
@@ -20,20 +26,23 @@ pub fn bin(name: &str) -> PathBuf {
         })
         .expect("test executable has a directory");
     let path = dir.join(name);
-    BUILT.get_or_init(|| {
-        let profile: &[&str] = if dir.ends_with("release") {
-            &["--release"]
-        } else {
-            &[]
-        };
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--workspace", "--bins", "--quiet"])
-            .args(profile)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the binaries failed");
-    });
+    BUILT
+        .get_or_init(|| async {
+            let profile: &[&str] = if dir.ends_with("release") {
+                &["--release"]
+            } else {
+                &[]
+            };
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--workspace", "--bins", "--quiet"])
+                .args(profile)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .await
+                .expect("cargo runs");
+            assert!(status.success(), "building the binaries failed");
+        })
+        .await;
     assert!(path.exists(), "{} not found", path.display());
     path
 }
@@ -80,12 +89,30 @@ pub fn env_for(config: &Config) -> Vec<(&'static str, String)> {
     env
 }
 
-/// Runs `taskfleet ARGS` against a test's namespace: (exit code, stdout, stderr).
-pub fn cli(config: &Config, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    let mut cmd = Command::new(bin("taskfleet"));
+/// `taskfleet ARGS` against a test's namespace, stdio not yet set, killed on drop.
+pub async fn cli_command(config: &Config, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin("taskfleet").await);
     cmd.args(args)
         .envs(env_for(config))
         .env_remove("TASKFLEET_CONFIG")
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs `taskfleet ARGS` against a test's namespace: (exit code, stdout, stderr).
+pub async fn cli(config: &Config, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    cli_with_env(config, args, stdin, &[]).await
+}
+
+/// `cli` with extra environment variables (`TASKFLEET_PAYLOAD_LIMIT=...`).
+pub async fn cli_with_env(
+    config: &Config,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let mut cmd = cli_command(config, args).await;
+    cmd.envs(env.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -94,11 +121,21 @@ pub fn cli(config: &Config, args: &[&str], stdin: Option<&str>) -> (i32, String,
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("taskfleet starts");
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        use std::io::Write;
-        pipe.write_all(input.as_bytes()).expect("write stdin");
+    // Written while the output is read, so a large input cannot dead-lock on a full
+    // stdout pipe.
+    let feeder = match (stdin, child.stdin.take()) {
+        (Some(input), Some(mut pipe)) => {
+            let input = input.to_owned();
+            Some(tokio::spawn(async move {
+                let _ = pipe.write_all(input.as_bytes()).await;
+            }))
+        }
+        _ => None,
+    };
+    let out = child.wait_with_output().await.expect("taskfleet runs");
+    if let Some(f) = feeder {
+        let _ = f.await;
     }
-    let out = child.wait_with_output().expect("taskfleet runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -108,83 +145,69 @@ pub fn cli(config: &Config, args: &[&str], stdin: Option<&str>) -> (i32, String,
 
 /// A `taskfleet-worker` process; killed (SIGKILL) on drop if still running.
 pub struct WorkerProcess {
-    pub child: std::process::Child,
+    pub child: Child,
+    // Kept: `Child::id` forgets it once the process was reaped.
+    pid: i32,
 }
 
 impl WorkerProcess {
-    pub fn start(config: &Config, extra_args: &[&str], log: &std::path::Path) -> Self {
-        let log = std::fs::File::create(log).expect("log file");
+    pub async fn start(config: &Config, extra_args: &[&str], log: &Path) -> Self {
+        Self::start_with_env(config, extra_args, log, &[]).await
+    }
+
+    /// `start` with extra environment variables (they override `env_for`'s, e.g.
+    /// `RUST_LOG`).
+    pub async fn start_with_env(
+        config: &Config,
+        extra_args: &[&str],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let log = crate::files::create(log).await;
         // BENCH_WORKER_BIN lets scripts/bench compare another build's worker.
-        let program = std::env::var_os("BENCH_WORKER_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| bin("taskfleet-worker"));
+        let program = match std::env::var_os("BENCH_WORKER_BIN") {
+            Some(p) => PathBuf::from(p),
+            None => bin("taskfleet-worker").await,
+        };
         let child = Command::new(program)
             .args(extra_args)
             .envs(env_for(config))
+            .envs(env.iter().copied())
             .env_remove("TASKFLEET_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
+            .kill_on_drop(true)
             .spawn()
             .expect("taskfleet-worker starts");
-        Self { child }
+        let pid = child.id().expect("a running child has a pid") as i32;
+        Self { child, pid }
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.pid
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig);
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), sig);
     }
 
-    /// Exit code if it has exited.
+    /// Exit code if it has exited (`Some(None)`: killed by a signal).
     pub fn try_exit(&mut self) -> Option<Option<i32>> {
         self.child.try_wait().ok().flatten().map(|s| s.code())
     }
-}
 
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Waits up to `deadline` for it to exit: `Some(exit code)`, `None` if it still
+    /// runs.
+    pub async fn wait_exit(&mut self, deadline: Duration) -> Option<Option<i32>> {
+        match tokio::time::timeout(deadline, self.child.wait()).await {
+            Ok(status) => Some(status.ok().and_then(|s| s.code())),
+            Err(_) => None,
+        }
     }
-}
 
-/// Unacknowledged deliveries of a queue, as `rabbitmqctl` reports them (local broker).
-pub fn unacked(queue: &str) -> Option<u64> {
-    let out = Command::new("rabbitmqctl")
-        .args([
-            "list_queues",
-            "-q",
-            "--no-table-headers",
-            "name",
-            "messages_unacknowledged",
-        ])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.split_whitespace();
-            Some((parts.next()?.to_owned(), parts.next()?.parse::<u64>().ok()?))
-        })
-        .find(|(name, _)| name == queue)
-        .map(|(_, n)| n)
-}
-
-/// Names of the local broker's queues that start with `prefix` (via `rabbitmqctl`).
-pub fn queues_with_prefix(prefix: &str) -> Vec<String> {
-    let Ok(out) = Command::new("rabbitmqctl")
-        .args(["list_queues", "-q", "--no-table-headers", "name"])
-        .output()
-    else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::trim)
-        .filter(|n| n.starts_with(prefix))
-        .map(str::to_owned)
-        .collect()
+    /// SIGKILL, and waits until it is gone (reaped): nothing of it runs afterwards.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
 }

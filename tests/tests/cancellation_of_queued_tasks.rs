@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use taskfleet_common::store::CancelResult;
 use taskfleet_common::{TaskId, TaskState};
-use taskfleet_tests::cancel::{delete_queue, task_type, wait_for_settled_queue, worker_with};
+use taskfleet_tests::logs::log_path;
 use taskfleet_tests::process::WorkerProcess;
-use taskfleet_tests::{Fleet, amqp, eventually, test_config};
+use taskfleet_tests::{Fleet, amqp, eventually, redis_direct, task_type, test_config, worker_with};
 use taskfleet_worker::{Handler, TaskError, handler_fn};
 
 /// How often a handler ran, per task.
@@ -97,7 +97,7 @@ async fn task_cancelled_while_queued_never_starts() {
         after.fields, cancelled.fields,
         "the worker only dropped the message: the record is untouched"
     );
-    wait_for_settled_queue(&fleet, "count", 1).await;
+    fleet.wait_for_settled_queue("count", 1).await;
     let s = fleet.stats("count").await;
     assert_eq!(
         (s.enqueued, s.cancelled, s.completed, s.live()),
@@ -156,13 +156,12 @@ async fn task_cancelled_while_waiting_to_retry_never_runs_again() {
         Some((0, 0)),
         "nothing left waiting in {delay_queue}"
     );
-    wait_for_settled_queue(&fleet, "flaky", 1).await;
+    fleet.wait_for_settled_queue("flaky", 1).await;
     let s = fleet.stats("flaky").await;
     assert_eq!(
         (s.enqueued, s.retried, s.cancelled, s.completed, s.live()),
         (2, 2, 1, 1, 0)
     );
-    delete_queue(&url, &delay_queue).await;
     fleet.teardown().await;
 }
 
@@ -171,11 +170,8 @@ async fn cancellation_survives_a_worker_restart() {
     let mut config = test_config();
     config.worker.concurrency = 1;
     let mut fleet = Fleet::with_config(config).await;
-    let log = std::env::temp_dir().join(format!(
-        "taskfleet-{}-restart-worker.log",
-        fleet.config.namespace
-    ));
-    let first = WorkerProcess::start(&fleet.config, &["--types", "sleep"], &log);
+    let log = log_path(&fleet.config, "restart-worker");
+    let first = WorkerProcess::start(&fleet.config, &["--types", "sleep"], &log).await;
     fleet.wait_for_consumers("sleep", 1).await;
     let id = fleet.enqueue("sleep", r#"{"ms":60000}"#).await;
     fleet
@@ -211,13 +207,12 @@ async fn cancellation_survives_a_worker_restart() {
     assert_eq!(runs.of(&id), 0, "the new worker never ran it");
     assert_eq!(runs.of(&marker), 1);
     assert_eq!(r.attempt(), 1, "no new attempt");
-    wait_for_settled_queue(&fleet, "sleep", 1).await;
+    fleet.wait_for_settled_queue("sleep", 1).await;
     let s = fleet.stats("sleep").await;
     assert_eq!(
         (s.enqueued, s.cancelled, s.completed, s.live()),
         (2, 1, 1, 0)
     );
-    let _ = std::fs::remove_file(&log);
     fleet.teardown().await;
 }
 
@@ -228,11 +223,7 @@ async fn cancel_flag_alone_keeps_a_queued_task_from_starting() {
     let mut fleet = Fleet::with_config(config).await;
     let id = fleet.enqueue("count", "{}").await;
     // Only the flag, as a request whose state change never reached this record.
-    let client = redis::Client::open(fleet.config.redis_url.as_str()).expect("redis url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis reachable");
+    let mut conn = redis_direct::connection(&fleet.config.redis_url).await;
     let _: () = redis::cmd("SET")
         .arg(fleet.names().cancel_key(&id))
         .arg("1")
@@ -256,7 +247,7 @@ async fn cancel_flag_alone_keeps_a_queued_task_from_starting() {
         .await;
     assert_eq!(runs.of(&id), 0, "the claim refused it");
     assert_eq!(r.get("started_at"), None);
-    wait_for_settled_queue(&fleet, "count", 1).await;
+    fleet.wait_for_settled_queue("count", 1).await;
     let s = fleet.stats("count").await;
     assert_eq!((s.cancelled, s.completed, s.live()), (1, 1, 0));
     fleet.teardown().await;

@@ -9,23 +9,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use taskfleet_common::TaskState;
 use taskfleet_common::store::CancelResult;
-use taskfleet_tests::cancel::{cancel_latency_ms, stubborn, wait_for_settled_queue, worker_with};
+use taskfleet_tests::cancel::{cancel_latency_ms, stubborn};
+use taskfleet_tests::logs::{log_path, log_text};
 use taskfleet_tests::process::WorkerProcess;
-use taskfleet_tests::{Fleet, eventually, test_config};
+use taskfleet_tests::{Fleet, eventually, test_config, worker_with};
 use taskfleet_worker::handler_fn;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_sleep_is_cancelled_well_under_a_second_and_the_worker_goes_on() {
     let fleet = Fleet::new().await;
-    let log = std::env::temp_dir().join(format!(
-        "taskfleet-{}-cancel-worker.log",
-        fleet.config.namespace
-    ));
+    let log = log_path(&fleet.config, "cancel-worker");
     let mut worker = WorkerProcess::start(
         &fleet.config,
         &["--concurrency", "1", "--log-format", "json"],
         &log,
-    );
+    )
+    .await;
     fleet.wait_for_consumers("sleep", 1).await;
     let id = fleet.enqueue("sleep", r#"{"ms":60000}"#).await;
     fleet
@@ -57,7 +56,7 @@ async fn running_sleep_is_cancelled_well_under_a_second_and_the_worker_goes_on()
         Duration::from_secs(5),
         "cancel_latency_ms in the worker's log",
         || async {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let text = log_text(&fleet.config, "cancel-worker").await;
             text.lines()
                 .filter(|l| l.contains(&id.to_string()))
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -73,7 +72,7 @@ async fn running_sleep_is_cancelled_well_under_a_second_and_the_worker_goes_on()
         .wait_for_state(&next, TaskState::Completed, Duration::from_secs(10))
         .await;
     assert_eq!(done.get("result"), Some(r#"{"after":"cancel"}"#));
-    wait_for_settled_queue(&fleet, "sleep", 1).await;
+    fleet.wait_for_settled_queue("sleep", 1).await;
     let s = fleet.stats("sleep").await;
     assert_eq!(
         (s.enqueued, s.cancelled, s.completed, s.live()),
@@ -81,12 +80,11 @@ async fn running_sleep_is_cancelled_well_under_a_second_and_the_worker_goes_on()
     );
 
     worker.signal(nix::sys::signal::Signal::SIGTERM);
-    eventually(Duration::from_secs(15), "the worker exits", || {
-        let exited = worker.try_exit();
-        async move { exited }
-    })
-    .await;
-    let _ = std::fs::remove_file(&log);
+    let exited = worker.wait_exit(Duration::from_secs(15)).await;
+    assert!(
+        exited.is_some(),
+        "timed out after 15s waiting for: the worker exits"
+    );
     fleet.teardown().await;
 }
 
@@ -133,7 +131,7 @@ async fn handler_ignoring_its_token_is_aborted_after_the_grace_period() {
     fleet
         .wait_for_state(&next, TaskState::Completed, Duration::from_secs(10))
         .await;
-    wait_for_settled_queue(&fleet, "stubborn", 1).await;
+    fleet.wait_for_settled_queue("stubborn", 1).await;
     let s = fleet.stats("stubborn").await;
     assert_eq!((s.cancelled, s.completed, s.failed, s.live()), (1, 0, 0, 0));
     fleet.teardown().await;
@@ -162,7 +160,7 @@ async fn handler_that_finishes_despite_the_request_ends_completed_and_keeps_canc
         .await;
     assert_eq!(r.get("result"), Some(r#""finished anyway""#));
     assert!(r.get("cancel_requested_at").is_some(), "{:?}", r.fields);
-    wait_for_settled_queue(&fleet, "finisher", 1).await;
+    fleet.wait_for_settled_queue("finisher", 1).await;
     let s = fleet.stats("finisher").await;
     assert_eq!((s.completed, s.cancelled, s.live()), (1, 0, 0));
     fleet.teardown().await;

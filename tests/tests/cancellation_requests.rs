@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use taskfleet_common::store::{CancelResult, TypeStats};
 use taskfleet_common::{TaskId, TaskState};
-use taskfleet_tests::cancel::{delete_queue, stubborn, task_type, worker_with};
+use taskfleet_tests::cancel::stubborn;
 use taskfleet_tests::process::cli;
-use taskfleet_tests::{Fleet, test_config};
+use taskfleet_tests::{Fleet, test_config, worker_with};
 
-fn cancel_via_cli(fleet: &Fleet, id: &TaskId) -> (i32, String, String) {
-    cli(&fleet.config, &["cancel", &id.to_string()], None)
+async fn cancel_via_cli(fleet: &Fleet, id: &TaskId) -> (i32, String, String) {
+    cli(&fleet.config, &["cancel", &id.to_string()], None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,11 +23,11 @@ async fn cancelling_twice_gives_the_same_answer() {
 
     // Queued (no worker runs `parked`).
     let queued = fleet.enqueue("parked", "{}").await;
-    let first = cancel_via_cli(&fleet, &queued);
+    let first = cancel_via_cli(&fleet, &queued).await;
     assert_eq!(first, (0, "cancelled\n".into(), String::new()));
     let record = fleet.record(&queued).await.expect("record");
     let stats = fleet.stats("parked").await;
-    assert_eq!(cancel_via_cli(&fleet, &queued), first);
+    assert_eq!(cancel_via_cli(&fleet, &queued).await, first);
     assert_eq!(
         fleet.record(&queued).await.expect("record").fields,
         record.fields
@@ -42,11 +42,11 @@ async fn cancelling_twice_gives_the_same_answer() {
     fleet
         .wait_for_state(&running, TaskState::Running, Duration::from_secs(10))
         .await;
-    let first = cancel_via_cli(&fleet, &running);
+    let first = cancel_via_cli(&fleet, &running).await;
     assert_eq!(first, (0, "cancelling\n".into(), String::new()));
     let record = fleet.record(&running).await.expect("record");
     let stats = fleet.stats("stubborn").await;
-    assert_eq!(cancel_via_cli(&fleet, &running), first);
+    assert_eq!(cancel_via_cli(&fleet, &running).await, first);
     assert_eq!(
         fleet.record(&running).await.expect("record").fields,
         record.fields,
@@ -59,7 +59,7 @@ async fn cancelling_twice_gives_the_same_answer() {
         .wait_for_state(&running, TaskState::Cancelled, Duration::from_secs(10))
         .await;
     assert_eq!(
-        cancel_via_cli(&fleet, &running),
+        cancel_via_cli(&fleet, &running).await,
         (0, "cancelled\n".into(), String::new())
     );
     let s = fleet.stats("stubborn").await;
@@ -89,7 +89,7 @@ async fn cancelling_a_finished_task_changes_nothing() {
         let stats = fleet.stats(task_type).await;
         for _ in 0..2 {
             assert_eq!(
-                cancel_via_cli(&fleet, &id),
+                cancel_via_cli(&fleet, &id).await,
                 (0, format!("{state}\n"), String::new()),
                 "the command reports the state it found"
             );
@@ -121,7 +121,7 @@ async fn cancelling_a_finished_task_changes_nothing() {
 async fn cancelling_an_unknown_id_exits_1() {
     let fleet = Fleet::new().await;
     let unknown = TaskId::new();
-    let (code, out, err) = cancel_via_cli(&fleet, &unknown);
+    let (code, out, err) = cancel_via_cli(&fleet, &unknown).await;
     assert_eq!(code, 1, "stdout {out:?}, stderr {err:?}");
     assert_eq!(out, "");
     assert!(
@@ -138,7 +138,7 @@ async fn cancelling_an_unknown_id_exits_1() {
         vec![false],
         "no flag is set for an unknown id"
     );
-    let (code, _, err) = cli(&fleet.config, &["cancel", "not-a-task-id"], None);
+    let (code, _, err) = cli(&fleet.config, &["cancel", "not-a-task-id"], None).await;
     assert_eq!(code, 2, "a malformed id is bad input: {err:?}");
     fleet.teardown().await;
 }
@@ -214,11 +214,5 @@ async fn cancelled_counter_is_exact_across_states_and_repeated_requests() {
     let all = fleet.store.stats().await.expect("redis answers");
     assert_eq!(all.values().map(|s| s.cancelled).sum::<i64>(), 6);
     assert_eq!(all.values().map(TypeStats::live).sum::<i64>(), 0);
-
-    let url = fleet.config.amqp_url.clone();
-    let delay_queue = fleet
-        .names()
-        .delay_queue(&task_type("flaky"), delay.as_millis() as u64);
-    delete_queue(&url, &delay_queue).await;
     fleet.teardown().await;
 }

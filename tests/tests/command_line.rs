@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 use taskfleet_common::TaskState;
 use taskfleet_tests::process::cli;
+use taskfleet_tests::scratch::Scratch;
 use taskfleet_tests::{Fleet, test_config};
 
 fn one_line(stderr: &str) {
@@ -20,7 +21,8 @@ async fn enqueue_prints_the_id_and_status_shows_the_record() {
         &fleet.config,
         &["enqueue", "echo", r#"{"k":"v"}"#, "--priority", "3"],
         None,
-    );
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     let id: taskfleet_common::TaskId = out.trim().parse().expect("prints an id");
     fleet.start_worker().await;
@@ -28,19 +30,19 @@ async fn enqueue_prints_the_id_and_status_shows_the_record() {
         .wait_for_state(&id, TaskState::Completed, Duration::from_secs(10))
         .await;
 
-    let (code, out, _) = cli(&fleet.config, &["status", &id.to_string(), "--json"], None);
+    let (code, out, _) = cli(&fleet.config, &["status", &id.to_string(), "--json"], None).await;
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).expect("--json prints JSON");
     assert_eq!(v["state"], "completed");
     assert_eq!(v["result"], serde_json::json!({"k": "v"}));
     assert_eq!(v["priority"], 3);
 
-    let (code, out, _) = cli(&fleet.config, &["stats", "--json"], None);
+    let (code, out, _) = cli(&fleet.config, &["stats", "--json"], None).await;
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).expect("stats --json");
     assert_eq!(v["types"]["echo"]["completed"], 1);
 
-    let (code, out, _) = cli(&fleet.config, &["workers", "--json"], None);
+    let (code, out, _) = cli(&fleet.config, &["workers", "--json"], None).await;
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).expect("workers --json");
     assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
@@ -55,12 +57,13 @@ async fn status_of_an_unknown_id_exits_1() {
         &fleet.config,
         &["status", "01934f9e-7a3b-7c00-8000-000000000000"],
         None,
-    );
+    )
+    .await;
     assert_eq!(code, 1, "{err}");
     assert!(out.is_empty());
     assert!(err.contains("not found"), "{err}");
     one_line(&err);
-    let (code, _, err) = cli(&fleet.config, &["status", "not-an-id"], None);
+    let (code, _, err) = cli(&fleet.config, &["status", "not-an-id"], None).await;
     assert_eq!(code, 2, "{err}");
     one_line(&err);
     fleet.teardown().await;
@@ -81,7 +84,7 @@ async fn invalid_input_exits_2_with_a_one_line_reason() {
             "timeout",
         ),
     ] {
-        let (code, out, err) = cli(&fleet.config, &args, None);
+        let (code, out, err) = cli(&fleet.config, &args, None).await;
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(out.is_empty(), "{args:?}");
         assert!(
@@ -102,7 +105,8 @@ async fn batch_with_a_bad_line_enqueues_the_others_and_exits_2() {
         &fleet.config,
         &["enqueue", "echo", "--batch"],
         Some("{\"n\":1}\n{broken\n{\"n\":3}\n"),
-    );
+    )
+    .await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("line 2"), "{err}");
     assert_eq!(out.lines().count(), 2);
@@ -110,8 +114,8 @@ async fn batch_with_a_bad_line_enqueues_the_others_and_exits_2() {
     fleet.teardown().await;
 }
 
-#[test]
-fn unreachable_servers_exit_3_within_seconds() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_servers_exit_3_within_seconds() {
     let mut config = test_config();
     config.redis_url = "redis://127.0.0.1:1".into();
     let started = Instant::now();
@@ -119,14 +123,15 @@ fn unreachable_servers_exit_3_within_seconds() {
         &config,
         &["status", "01934f9e-7a3b-7c00-8000-000000000000"],
         None,
-    );
+    )
+    .await;
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("Redis unreachable"), "{err}");
     one_line(&err);
 
     let mut config = test_config();
     config.amqp_url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
-    let (code, _, err) = cli(&config, &["enqueue", "echo", "{}"], None);
+    let (code, _, err) = cli(&config, &["enqueue", "echo", "{}"], None).await;
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("RabbitMQ unreachable"), "{err}");
     assert!(!err.contains("guest:guest"), "no password in errors: {err}");
@@ -135,7 +140,7 @@ fn unreachable_servers_exit_3_within_seconds() {
     // A black-holed address (nothing answers, nothing refuses) still ends in time.
     let mut config = test_config();
     config.redis_url = "redis://10.255.255.1:6379".into();
-    let (code, _, err) = cli(&config, &["stats"], None);
+    let (code, _, err) = cli(&config, &["stats"], None).await;
     assert_eq!(code, 3, "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(20),
@@ -147,14 +152,11 @@ fn unreachable_servers_exit_3_within_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_config_value_is_refused_naming_the_key() {
     let config = test_config();
-    let dir = std::env::temp_dir().join(format!("tf-cli-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("bad.toml");
-    std::fs::write(&file, "[worker]\nconcurrency = 0\n").expect("write");
+    let dir = Scratch::named("cli");
+    let file = dir.write("bad.toml", "[worker]\nconcurrency = 0\n").await;
     let path = file.to_string_lossy().into_owned();
-    let (code, _, err) = cli(&config, &["--config", &path, "stats"], None);
+    let (code, _, err) = cli(&config, &["--config", &path, "stats"], None).await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("worker.concurrency"), "{err}");
     one_line(&err);
-    let _ = std::fs::remove_dir_all(dir);
 }

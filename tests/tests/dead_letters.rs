@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use taskfleet_common::{TaskId, TaskState};
-use taskfleet_tests::retries::{
-    cli, dead_list, enqueue_with_attempts, entry_of, field_u64, finish,
-};
-use taskfleet_tests::{Fleet, amqp, eventually};
-use taskfleet_worker::{TaskError, Worker, handler_fn};
+use taskfleet_tests::process::cli;
+use taskfleet_tests::record::ms;
+use taskfleet_tests::retries::{dead_list, enqueue_with_attempts, entry_of};
+use taskfleet_tests::{Fleet, amqp, eventually, worker_with};
+use taskfleet_worker::{TaskError, handler_fn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_task_is_failed_listed_by_dead_list_and_run_again_by_dead_replay() {
@@ -19,22 +19,20 @@ async fn exhausted_task_is_failed_listed_by_dead_list_and_run_again_by_dead_repl
     // Fails every attempt until the gate opens.
     let open = Arc::new(AtomicBool::new(false));
     let gate = open.clone();
-    let worker = Worker::new(fleet.config.clone())
-        .expect("worker")
-        .handler(
-            "gate",
-            handler_fn(move |ctx, _payload| {
-                let open = gate.load(Ordering::SeqCst);
-                async move {
-                    if open {
-                        Ok(json!({ "attempt": ctx.attempt() }))
-                    } else {
-                        Err(TaskError::retry("gate closed"))
-                    }
+    let worker = worker_with(
+        &fleet,
+        "gate",
+        handler_fn(move |ctx, _payload| {
+            let open = gate.load(Ordering::SeqCst);
+            async move {
+                if open {
+                    Ok(json!({ "attempt": ctx.attempt() }))
+                } else {
+                    Err(TaskError::retry("gate closed"))
                 }
-            }),
-        )
-        .expect("handler");
+            }
+        }),
+    );
     fleet.start_worker_with(worker).await;
 
     let id = enqueue_with_attempts(&fleet, "gate", r#"{"n":1}"#, 2).await;
@@ -57,12 +55,12 @@ async fn exhausted_task_is_failed_listed_by_dead_list_and_run_again_by_dead_repl
     assert_eq!(e["error"], "gate closed");
     assert_eq!(e["unreplayable"], Value::Null);
     let dead_at = e["dead_at"].as_u64().expect("dead_at in ms");
-    let finished_at = field_u64(&r, "finished_at");
+    let finished_at = ms(&r, "finished_at");
     assert!(
         dead_at.abs_diff(finished_at) < 5_000,
         "dead at {dead_at}, failed at {finished_at}"
     );
-    let (code, table, err) = cli(&fleet.config, &["dead", "list"]).await;
+    let (code, table, err) = cli(&fleet.config, &["dead", "list"], None).await;
     assert_eq!(code, 0, "{err}");
     let row = table
         .lines()
@@ -82,7 +80,7 @@ async fn exhausted_task_is_failed_listed_by_dead_list_and_run_again_by_dead_repl
     );
 
     open.store(true, Ordering::SeqCst);
-    let (code, out, err) = cli(&fleet.config, &["dead", "replay", &id.to_string()]).await;
+    let (code, out, err) = cli(&fleet.config, &["dead", "replay", &id.to_string()], None).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), format!("{id} pending"));
     let r = fleet
@@ -98,7 +96,7 @@ async fn exhausted_task_is_failed_listed_by_dead_list_and_run_again_by_dead_repl
         (2, 1, 1, 1, 0),
         "the replay counts as a new enqueue; the first failure stays counted"
     );
-    finish(fleet).await;
+    fleet.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,12 +122,17 @@ async fn dead_replay_refuses_unknown_ids_and_leaves_malformed_messages_listed() 
     );
 
     let unknown = TaskId::new();
-    let (code, out, err) = cli(&fleet.config, &["dead", "replay", &unknown.to_string()]).await;
+    let (code, out, err) = cli(
+        &fleet.config,
+        &["dead", "replay", &unknown.to_string()],
+        None,
+    )
+    .await;
     assert_eq!(code, 1, "unknown id: {out} {err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains(&unknown.to_string()), "{err}");
 
-    let (code, out, err) = cli(&fleet.config, &["dead", "replay", "--all"]).await;
+    let (code, out, err) = cli(&fleet.config, &["dead", "replay", "--all"], None).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "", "nothing replayed");
     assert!(err.contains("cannot be replayed"), "{err}");
@@ -139,5 +142,5 @@ async fn dead_replay_refuses_unknown_ids_and_leaves_malformed_messages_listed() 
         Some((1, 0)),
         "the malformed message stays in {dead}"
     );
-    finish(fleet).await;
+    fleet.teardown().await;
 }

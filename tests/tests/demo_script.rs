@@ -2,17 +2,19 @@
 //! two workers, 1,000 tasks, the state shown with redis-cli, everything removed after.
 
 use std::path::Path;
-use std::process::Command;
+use tokio::process::Command;
 
-#[test]
-fn demo_runs_start_to_finish() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_start_to_finish() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    taskfleet_tests::process::bin("taskfleet-worker");
+    taskfleet_tests::process::bin("taskfleet-worker").await;
     let out = Command::new(root.join("scripts/demo"))
         .current_dir(&root)
         .env("DEMO_PROFILE", "debug")
         .env_remove("TASKFLEET_NAMESPACE")
+        .kill_on_drop(true)
         .output()
+        .await
         .expect("scripts/demo runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -33,6 +35,7 @@ fn demo_runs_start_to_finish() {
     let left = Command::new("redis-cli")
         .args(["--scan", "--pattern", &format!("{ns}:*")])
         .output()
+        .await
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     assert!(left.is_empty(), "keys left behind: {left}");

@@ -4,15 +4,15 @@
 //! chatty program cannot exhaust the worker's memory.
 
 use futures_util::StreamExt;
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
 use taskfleet_common::config::TypeConfig;
 use taskfleet_common::{Config, TaskId, TaskState};
-use taskfleet_tests::handlers::{Scratch, json_of, ms};
 use taskfleet_tests::process::{WorkerProcess, cli};
+use taskfleet_tests::procfs::{alive, assert_all_gone, peak_rss_kib, pids_in};
+use taskfleet_tests::record::{json_of, ms};
+use taskfleet_tests::scratch::Scratch;
 use taskfleet_tests::{Fleet, eventually, test_config};
 
 /// Declares `name` as an exec type running `python3 SCRIPT SCRATCH_DIR`.
@@ -30,44 +30,6 @@ fn python_type(config: &mut Config, name: &str, script: &Path, max_attempts: Opt
             ..Default::default()
         },
     );
-}
-
-/// Whether `pid` is a live process; a zombie (dead, waiting to be reaped by its
-/// parent) counts as gone.
-fn alive(pid: i32) -> bool {
-    if kill(Pid::from_raw(pid), None).is_err() {
-        return false;
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    !matches!(state, None | Some("Z") | Some("X"))
-}
-
-/// Pids a script wrote to `name`, once the file is there.
-async fn pids_in(scratch: &Scratch, name: &str) -> Vec<i32> {
-    eventually(
-        Duration::from_secs(15),
-        &format!("{name} written"),
-        || async {
-            scratch.text(name).map(|t| {
-                t.split_whitespace()
-                    .map(|p| p.parse().expect("a pid"))
-                    .collect()
-            })
-        },
-    )
-    .await
-}
-
-async fn assert_all_gone(pids: &[i32], deadline: Duration) {
-    eventually(
-        deadline,
-        &format!("processes {pids:?} to be gone"),
-        || async { pids.iter().all(|&p| !alive(p)).then_some(()) },
-    )
-    .await;
 }
 
 const PROGRESS_SCRIPT: &str = r#"
@@ -90,7 +52,7 @@ print(json.dumps({
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_exec_task_completes_with_stdout_as_result_and_reports_progress() {
     let scratch = Scratch::new();
-    let script = scratch.write("job.py", PROGRESS_SCRIPT);
+    let script = scratch.write("job.py", PROGRESS_SCRIPT).await;
     let mut config = test_config();
     python_type(&mut config, "pyjob", &script, None);
     let mut fleet = Fleet::with_config(config).await;
@@ -133,7 +95,7 @@ async fn python_exec_task_completes_with_stdout_as_result_and_reports_progress()
     assert_eq!(event["progress_message"], "halfway there");
     drop(messages);
 
-    scratch.write("go", "");
+    scratch.write("go", "").await;
     let r = fleet
         .wait_for_state(&id, TaskState::Completed, Duration::from_secs(15))
         .await;
@@ -159,7 +121,7 @@ print(json.dumps({"resumed_from": json.loads(checkpoint), "attempt": int(os.envi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_checkpoint_of_a_failed_attempt_is_handed_to_the_next() {
     let scratch = Scratch::new();
-    let script = scratch.write("job.py", CHECKPOINT_SCRIPT);
+    let script = scratch.write("job.py", CHECKPOINT_SCRIPT).await;
     let mut config = test_config();
     python_type(&mut config, "pyjob", &script, Some(3));
     let mut fleet = Fleet::with_config(config).await;
@@ -194,7 +156,7 @@ sys.exit(65)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_exit_65_fails_at_once_without_retry_with_the_stderr_tail() {
     let scratch = Scratch::new();
-    let script = scratch.write("job.py", PERMANENT_SCRIPT);
+    let script = scratch.write("job.py", PERMANENT_SCRIPT).await;
     let mut config = test_config();
     python_type(&mut config, "pyjob", &script, Some(5));
     let mut fleet = Fleet::with_config(config).await;
@@ -236,7 +198,7 @@ print("too late")
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_task_past_its_timeout_fails_with_a_timeout_error() {
     let scratch = Scratch::new();
-    let script = scratch.write("job.py", SLOW_SCRIPT);
+    let script = scratch.write("job.py", SLOW_SCRIPT).await;
     let mut config = test_config();
     python_type(&mut config, "pyjob", &script, None);
     let mut fleet = Fleet::with_config(config).await;
@@ -254,7 +216,8 @@ async fn exec_task_past_its_timeout_fails_with_a_timeout_error() {
             "1",
         ],
         None,
-    );
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     let id: TaskId = out.trim().parse().expect("an id");
     let pids = pids_in(&scratch, "pid").await;
@@ -294,10 +257,12 @@ child.wait()
 /// ends `cancelled` and both processes are gone. Returns how long the cancel took (ms).
 async fn cancel_process_tree(ignore_term: bool, grace: Duration) -> u64 {
     let scratch = Scratch::new();
-    let script = scratch.write(
-        "tree.py",
-        &TREE_SCRIPT.replace("IGNORE_TERM", if ignore_term { "True" } else { "False" }),
-    );
+    let script = scratch
+        .write(
+            "tree.py",
+            &TREE_SCRIPT.replace("IGNORE_TERM", if ignore_term { "True" } else { "False" }),
+        )
+        .await;
     let mut config = test_config();
     config.worker.cancel_grace = grace;
     python_type(&mut config, "pyjob", &script, None);
@@ -307,10 +272,9 @@ async fn cancel_process_tree(ignore_term: bool, grace: Duration) -> u64 {
     let id = fleet.enqueue("pyjob", "{}").await;
     let pids = pids_in(&scratch, "pids").await;
     assert_eq!(pids.len(), 2);
-    assert!(
-        pids.iter().all(|&p| alive(p)),
-        "script and grandchild run: {pids:?}"
-    );
+    for &p in &pids {
+        assert!(alive(p).await, "script and grandchild run: {pids:?}");
+    }
     eventually(
         Duration::from_secs(10),
         "progress 10 in the record",
@@ -323,7 +287,7 @@ async fn cancel_process_tree(ignore_term: bool, grace: Duration) -> u64 {
     )
     .await;
 
-    let (code, out, err) = cli(&fleet.config, &["cancel", &id.to_string()], None);
+    let (code, out, err) = cli(&fleet.config, &["cancel", &id.to_string()], None).await;
     assert_eq!(code, 0, "{err}");
     assert!(
         ["cancelling", "cancelled"].contains(&out.trim()),
@@ -369,46 +333,39 @@ for _ in range(10240):  # 10 MiB on stderr
     sys.stderr.buffer.write(line)
 "#;
 
-/// /proc/PID/status VmHWM (peak resident memory) in KiB.
-fn peak_rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chatty_exec_program_does_not_exhaust_worker_memory() {
     let scratch = Scratch::new();
-    let script = scratch.write("chatty.py", CHATTY_SCRIPT);
+    let script = scratch.write("chatty.py", CHATTY_SCRIPT).await;
     // The exec type comes from a config file, as an operator would write it.
-    let config_file = scratch.write(
-        "taskfleet.toml",
-        &format!(
-            "[types.chatty]\nexec = [\"python3\", {:?}]\nmax_attempts = 1\n",
-            script.display().to_string()
-        ),
-    );
+    let config_file = scratch
+        .write(
+            "taskfleet.toml",
+            &format!(
+                "[types.chatty]\nexec = [\"python3\", {:?}]\nmax_attempts = 1\n",
+                script.display().to_string()
+            ),
+        )
+        .await;
     let fleet = Fleet::new().await;
     let mut worker = WorkerProcess::start(
         &fleet.config,
         &["--config", &config_file.display().to_string()],
         &scratch.path("worker.log"),
-    );
+    )
+    .await;
     fleet.wait_for_consumers("chatty", 1).await;
-    let before = peak_rss_kib(worker.pid());
+    let before = peak_rss_kib(worker.pid()).await;
 
     let id = fleet.enqueue("chatty", "{}").await;
     let r = fleet
         .wait_for_state(&id, TaskState::Completed, Duration::from_secs(60))
         .await;
-    let peak = peak_rss_kib(worker.pid());
+    let peak = peak_rss_kib(worker.pid()).await;
     assert!(
         worker.try_exit().is_none(),
         "the worker survived: {:?}",
-        scratch.text("worker.log")
+        scratch.text("worker.log").await
     );
     let grew_mib = peak.saturating_sub(before) / 1024;
     eprintln!("chatty: worker peak RSS {before} KiB -> {peak} KiB");

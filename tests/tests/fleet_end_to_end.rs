@@ -37,7 +37,8 @@ async fn two_workers_drain_a_2000_task_batch_exactly_once() {
         &fleet.config,
         &["enqueue", "echo", "--batch"],
         Some(&payloads),
-    );
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     let ids: Vec<TaskId> = out
         .lines()

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use taskfleet_common::TaskState;
 use taskfleet_common::config::TypeConfig;
-use taskfleet_tests::handlers::{Scratch, json_of};
-use taskfleet_tests::{Fleet, test_config};
-use taskfleet_worker::{TaskError, Worker, handler_fn};
+use taskfleet_tests::process::WorkerProcess;
+use taskfleet_tests::record::json_of;
+use taskfleet_tests::scratch::Scratch;
+use taskfleet_tests::{Fleet, test_config, worker_with};
+use taskfleet_worker::{TaskError, handler_fn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panicking_handler_is_a_failed_attempt_and_frees_its_slot() {
@@ -19,22 +21,20 @@ async fn panicking_handler_is_a_failed_attempt_and_frees_its_slot() {
     let mut fleet = Fleet::with_config(config).await;
     let runs = Arc::new(AtomicU32::new(0));
     let counter = runs.clone();
-    let worker = Worker::new(fleet.config.clone())
-        .expect("worker builds")
-        .handler(
-            "explode",
-            handler_fn(move |ctx, _payload| {
-                let counter = counter.clone();
-                async move {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    if ctx.attempt() == 1 {
-                        panic!("boom on attempt 1");
-                    }
-                    Ok::<_, TaskError>(json!({"attempt": ctx.attempt()}))
+    let worker = worker_with(
+        &fleet,
+        "explode",
+        handler_fn(move |ctx, _payload| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                if ctx.attempt() == 1 {
+                    panic!("boom on attempt 1");
                 }
-            }),
-        )
-        .expect("valid type");
+                Ok::<_, TaskError>(json!({"attempt": ctx.attempt()}))
+            }
+        }),
+    );
     fleet.start_worker_with(worker).await;
 
     let id = fleet.enqueue("explode", "{}").await;
@@ -67,10 +67,12 @@ async fn panicking_handler_is_a_failed_attempt_and_frees_its_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_programs_do_not_inherit_the_workers_settings() {
     let scratch = Scratch::new();
-    let script = scratch.write(
-        "env.py",
-        "import json, os\nprint(json.dumps(sorted(k for k in os.environ if k.startswith('TASKFLEET_'))))\n",
-    );
+    let script = scratch
+        .write(
+            "env.py",
+            "import json, os\nprint(json.dumps(sorted(k for k in os.environ if k.startswith('TASKFLEET_'))))\n",
+        )
+        .await;
     let mut config = test_config();
     config.types.insert(
         "envdump".into(),
@@ -85,18 +87,21 @@ async fn exec_programs_do_not_inherit_the_workers_settings() {
     let fleet = Fleet::with_config(config).await;
     // A real worker process, configured through the environment as in production.
     let log = scratch.path("worker.log");
-    let config_file = scratch.write(
-        "worker.toml",
-        &format!(
-            "[types.envdump]\nexec = [\"python3\", {:?}]\n",
-            script.to_string_lossy()
-        ),
-    );
-    let _worker = taskfleet_tests::process::WorkerProcess::start(
+    let config_file = scratch
+        .write(
+            "worker.toml",
+            &format!(
+                "[types.envdump]\nexec = [\"python3\", {:?}]\n",
+                script.to_string_lossy()
+            ),
+        )
+        .await;
+    let _worker = WorkerProcess::start(
         &fleet.config,
         &["--config", &config_file.to_string_lossy()],
         &log,
-    );
+    )
+    .await;
     fleet.wait_for_consumers("envdump", 1).await;
     let id = fleet.enqueue("envdump", "{}").await;
     let r = fleet

@@ -3,36 +3,27 @@
 //! restarts disrupt the shared servers, so they live in `scripts/chaos`.)
 
 use nix::sys::signal::Signal;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use taskfleet_common::{Config, TaskId, TaskState};
+use taskfleet_tests::logs::{log_contains, log_path};
 use taskfleet_tests::process::{WorkerProcess, cli};
 use taskfleet_tests::{Fleet, eventually, test_config};
 
-/// Where a worker process of this test writes its log (kept for post-mortems, under
-/// cargo's scratch directory for integration tests, `target/tmp`).
-fn log_path(config: &Config, name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{name}.log", config.namespace))
-}
-
-fn start(config: &Config, name: &str, concurrency: u32) -> WorkerProcess {
+/// A worker process of this test; its log (`log_path`) is kept if the test fails.
+async fn start(config: &Config, name: &str, concurrency: u32) -> WorkerProcess {
     let concurrency = concurrency.to_string();
     WorkerProcess::start(
         config,
         &["--types", "sleep", "--concurrency", &concurrency],
         &log_path(config, name),
     )
+    .await
 }
 
 /// `taskfleet enqueue sleep --batch`, one task per payload; the ids in input order.
 async fn enqueue_batch(config: &Config, payloads: Vec<String>) -> Vec<TaskId> {
-    let config = config.clone();
-    let (code, out, err) = tokio::task::spawn_blocking(move || {
-        let input: String = payloads.iter().map(|p| format!("{p}\n")).collect();
-        cli(&config, &["enqueue", "sleep", "--batch"], Some(&input))
-    })
-    .await
-    .expect("enqueue runs");
+    let input: String = payloads.iter().map(|p| format!("{p}\n")).collect();
+    let (code, out, err) = cli(config, &["enqueue", "sleep", "--batch"], Some(&input)).await;
     assert_eq!(code, 0, "taskfleet enqueue --batch failed: {err}");
     out.lines()
         .map(|l| l.parse().expect("an id per line"))
@@ -45,17 +36,15 @@ fn sleeps(n: usize, ms: u64) -> Vec<String> {
 
 /// Kills worker processes and reaps them before the teardown: a worker still running
 /// would declare its queue again once the teardown deleted it.
-fn stop_all(workers: Vec<WorkerProcess>) {
-    drop(workers);
+async fn stop_all(workers: Vec<WorkerProcess>) {
+    for mut w in workers {
+        w.kill().await;
+    }
 }
 
 /// `taskfleet workers --json`: the live workers.
 async fn live_workers(config: &Config) -> Vec<serde_json::Value> {
-    let config = config.clone();
-    let (code, out, err) =
-        tokio::task::spawn_blocking(move || cli(&config, &["workers", "--json"], None))
-            .await
-            .expect("taskfleet workers runs");
+    let (code, out, err) = cli(config, &["workers", "--json"], None).await;
     assert_eq!(code, 0, "taskfleet workers failed: {err}");
     serde_json::from_str::<serde_json::Value>(&out)
         .ok()
@@ -103,17 +92,10 @@ fn pid_of(worker: &serde_json::Value) -> Option<i32> {
 /// Waits for the exit of a process and returns (exit code, time it took).
 async fn wait_exit(w: &mut WorkerProcess, deadline: Duration) -> (Option<i32>, Duration) {
     let t0 = Instant::now();
-    let code = eventually(deadline, "the worker process to exit", || {
-        std::future::ready(w.try_exit())
-    })
-    .await;
+    let code = w.wait_exit(deadline).await.unwrap_or_else(|| {
+        panic!("timed out after {deadline:?} waiting for: the worker process to exit")
+    });
     (code, t0.elapsed())
-}
-
-async fn log_contains(config: &Config, name: &str, needle: &str) -> Option<()> {
-    std::fs::read_to_string(log_path(config, name))
-        .is_ok_and(|log| log.contains(needle))
-        .then_some(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,8 +104,8 @@ async fn five_hundred_tasks_survive_a_worker_killed_with_sigkill_midway() {
     let c = fleet.config.clone();
     let ids = enqueue_batch(&c, sleeps(500, 50)).await;
     assert_eq!(ids.len(), 500);
-    let mut victim = start(&c, "victim", 8);
-    let survivor = start(&c, "survivor", 8);
+    let mut victim = start(&c, "victim", 8).await;
+    let survivor = start(&c, "survivor", 8).await;
     fleet.wait_for_consumers("sleep", 2).await;
     let victim_id = worker_id(&c, victim.pid()).await;
     let survivor_id = worker_id(&c, survivor.pid()).await;
@@ -173,7 +155,7 @@ async fn five_hundred_tasks_survive_a_worker_killed_with_sigkill_midway() {
         Vec::<String>::new(),
         "no lease left in {{ns}}:running"
     );
-    stop_all(vec![victim, survivor]);
+    stop_all(vec![victim, survivor]).await;
     fleet.teardown().await;
 }
 
@@ -187,7 +169,7 @@ async fn sigterm_drains_within_the_grace_period_and_hands_back_the_rest() {
     // within the grace period and two that cannot.
     let short = enqueue_batch(&c, sleeps(2, 800)).await;
     let long = enqueue_batch(&c, sleeps(6, 2500)).await;
-    let mut draining = start(&c, "draining", 4);
+    let mut draining = start(&c, "draining", 4).await;
     eventually(Duration::from_secs(15), "4 tasks running", || async {
         (fleet.stats("sleep").await.running == 4).then_some(())
     })
@@ -225,7 +207,7 @@ async fn sigterm_drains_within_the_grace_period_and_hands_back_the_rest() {
         "the drained worker deregistered"
     );
 
-    let next = start(&c, "next", 8);
+    let next = start(&c, "next", 8).await;
     let s = eventually(Duration::from_secs(20), "all 8 completed", || async {
         let s = fleet.stats("sleep").await;
         (s.completed >= 8 && s.live() == 0).then_some(s)
@@ -239,7 +221,7 @@ async fn sigterm_drains_within_the_grace_period_and_hands_back_the_rest() {
         assert_eq!(r.attempt(), 1, "a drain uses no attempt");
     }
     assert!(fleet.store.running_ids().await.expect("redis").is_empty());
-    stop_all(vec![draining, next]);
+    stop_all(vec![draining, next]).await;
     fleet.teardown().await;
 }
 
@@ -250,7 +232,7 @@ async fn second_sigterm_exits_at_once_and_loses_nothing() {
     let fleet = Fleet::with_config(config).await;
     let c = fleet.config.clone();
     let ids = enqueue_batch(&c, sleeps(4, 1500)).await;
-    let mut impatient = start(&c, "impatient", 4);
+    let mut impatient = start(&c, "impatient", 4).await;
     eventually(Duration::from_secs(15), "4 tasks running", || async {
         (fleet.stats("sleep").await.running == 4).then_some(())
     })
@@ -272,7 +254,7 @@ async fn second_sigterm_exits_at_once_and_loses_nothing() {
         "the second signal stops waiting for the 30 s drain (took {took:?})"
     );
 
-    let next = start(&c, "next", 4);
+    let next = start(&c, "next", 4).await;
     let s = eventually(Duration::from_secs(20), "all 4 completed", || async {
         let s = fleet.stats("sleep").await;
         (s.completed >= 4 && s.live() == 0).then_some(s)
@@ -284,7 +266,7 @@ async fn second_sigterm_exits_at_once_and_loses_nothing() {
         assert_eq!(r.attempt(), 1, "an aborted drain uses no attempt");
     }
     assert!(fleet.store.running_ids().await.expect("redis").is_empty());
-    stop_all(vec![impatient, next]);
+    stop_all(vec![impatient, next]).await;
     fleet.teardown().await;
 }
 
@@ -292,7 +274,7 @@ async fn second_sigterm_exits_at_once_and_loses_nothing() {
 async fn stopped_worker_is_taken_over_after_its_lease_and_fenced_after_sigcont() {
     let fleet = Fleet::new().await;
     let c = fleet.config.clone();
-    let zombie = start(&c, "zombie", 1);
+    let zombie = start(&c, "zombie", 1).await;
     fleet.wait_for_consumers("sleep", 1).await;
     let id = fleet.enqueue("sleep", r#"{"ms":4000}"#).await;
     let r = fleet
@@ -302,7 +284,7 @@ async fn stopped_worker_is_taken_over_after_its_lease_and_fenced_after_sigcont()
 
     zombie.signal(Signal::SIGSTOP);
     let stopped_at = Instant::now();
-    let heir = start(&c, "heir", 1);
+    let heir = start(&c, "heir", 1).await;
     fleet.wait_for_consumers("sleep", 2).await;
 
     // Its beats stopped: the lease lapses and the reaper hands the task back.
@@ -361,7 +343,7 @@ async fn stopped_worker_is_taken_over_after_its_lease_and_fenced_after_sigcont()
         "completed exactly once"
     );
     assert!(fleet.store.running_ids().await.expect("redis").is_empty());
-    stop_all(vec![zombie, heir]);
+    stop_all(vec![zombie, heir]).await;
     fleet.teardown().await;
 }
 
@@ -369,8 +351,8 @@ async fn stopped_worker_is_taken_over_after_its_lease_and_fenced_after_sigcont()
 async fn killed_worker_leaves_the_registry_within_three_heartbeats() {
     let fleet = Fleet::new().await;
     let c = fleet.config.clone();
-    let victim = start(&c, "victim", 2);
-    let bystander = start(&c, "bystander", 3);
+    let victim = start(&c, "victim", 2).await;
+    let bystander = start(&c, "bystander", 3).await;
     let (victim_pid, bystander_pid) = (victim.pid(), bystander.pid());
     let listed = eventually(Duration::from_secs(15), "both workers listed", || async {
         let w = live_workers(&c).await;
@@ -407,6 +389,6 @@ async fn killed_worker_leaves_the_registry_within_three_heartbeats() {
     let pids: Vec<i32> = left.iter().filter_map(pid_of).collect();
     assert_eq!(pids, vec![bystander_pid], "the live worker stays listed");
     assert!(gone_after <= within, "{gone_after:?}");
-    stop_all(vec![victim, bystander]);
+    stop_all(vec![victim, bystander]).await;
     fleet.teardown().await;
 }

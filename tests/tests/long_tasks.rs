@@ -4,14 +4,13 @@
 //! anyway does not stop a healthy run; a parked run whose worker dies is taken over
 //! once its lease expired.
 
-use nix::sys::signal::Signal;
 use serde_json::json;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use taskfleet_common::amqp::delay;
 use taskfleet_common::{Config, Names, TaskState, TaskType};
+use taskfleet_tests::logs::log_path;
 use taskfleet_tests::private_rabbit::PrivateRabbit;
 use taskfleet_tests::process::WorkerProcess;
 use taskfleet_tests::{Fleet, amqp, eventually, test_config};
@@ -137,17 +136,13 @@ async fn a_channel_closed_by_the_broker_does_not_stop_a_healthy_run() {
     rabbit.stop().await;
 }
 
-fn log_path(config: &Config, name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{name}.log", config.namespace))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parked_run_whose_worker_is_killed_is_taken_over_after_its_lease() {
     let rabbit = PrivateRabbit::start(CONSUMER_TIMEOUT).await;
     let config = config_on(&rabbit, Duration::from_secs(1));
     let fleet = Fleet::with_config(config.clone()).await;
     let args = ["--types", "sleep", "--concurrency", "1"];
-    let mut first = WorkerProcess::start(&config, &args, &log_path(&config, "first"));
+    let mut first = WorkerProcess::start(&config, &args, &log_path(&config, "first")).await;
     fleet.wait_for_consumers("sleep", 1).await;
     let id = fleet.enqueue("sleep", r#"{"ms":6000}"#).await;
     fleet
@@ -163,10 +158,9 @@ async fn a_parked_run_whose_worker_is_killed_is_taken_over_after_its_lease() {
         },
     )
     .await;
-    let second = WorkerProcess::start(&config, &args, &log_path(&config, "second"));
+    let second = WorkerProcess::start(&config, &args, &log_path(&config, "second")).await;
     fleet.wait_for_consumers("sleep", 2).await;
-    first.signal(Signal::SIGKILL);
-    let _ = first.try_exit();
+    first.kill().await;
 
     let done = fleet
         .wait_for_state(&id, TaskState::Completed, Duration::from_secs(60))

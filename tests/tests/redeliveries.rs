@@ -3,59 +3,17 @@
 //! attempt, and a message that keeps killing its worker ends in the dead queue after
 //! `max_redeliveries`.
 
-use lapin::BasicProperties;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use taskfleet_common::TaskState;
+use taskfleet_tests::amqp::publish_raw;
+use taskfleet_tests::logs::log_path;
 use taskfleet_tests::retries::{
-    backoff, dead_list, entry_of, finish, kill_9, log_path, start_worker_process, unacked,
-    with_type_backoff,
+    backoff, dead_list, entry_of, kill_9, start_worker_process, with_type_backoff,
 };
-use taskfleet_tests::{Fleet, amqp, eventually, test_config};
-use taskfleet_worker::{TaskError, Worker, handler_fn};
-
-/// Waits until nothing is ready or unacknowledged in `queue`: every message in it was
-/// delivered and settled.
-async fn wait_until_settled(fleet: &Fleet, queue: &str) {
-    let url = fleet.config.amqp_url.clone();
-    eventually(
-        Duration::from_secs(10),
-        &format!("{queue} empty and settled"),
-        || async {
-            let ready = amqp::queue_depth(&url, queue).await.map(|(r, _)| r);
-            (ready == Some(0) && unacked(queue).await == Some(0)).then_some(())
-        },
-    )
-    .await;
-}
-
-/// Publishes like any AMQP client with publisher confirms: once this returns, the
-/// message is in its queue.
-async fn publish_confirmed_raw(url: &str, exchange: &str, routing_key: &str, body: &[u8]) {
-    let (conn, ch) = amqp::channel(url).await;
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirm mode");
-    let confirm = ch
-        .basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            body,
-            BasicProperties::default().with_delivery_mode(2),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("confirm");
-    assert!(confirm.is_ack(), "broker confirmed the copy");
-    let _ = conn.close(200, "done".into()).await;
-}
+use taskfleet_tests::{Fleet, amqp, eventually, files, test_config, worker_with};
+use taskfleet_worker::{TaskError, handler_fn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_stale_attempt_does_not_execute() {
@@ -64,22 +22,20 @@ async fn redelivered_stale_attempt_does_not_execute() {
     let mut fleet = Fleet::with_config(config).await;
     let runs = Arc::new(Mutex::new(Vec::<u32>::new()));
     let seen = runs.clone();
-    let worker = Worker::new(fleet.config.clone())
-        .expect("worker")
-        .handler(
-            "counted",
-            handler_fn(move |ctx, _payload| {
-                seen.lock().expect("runs").push(ctx.attempt());
-                async move {
-                    if ctx.attempt() < 3 {
-                        Err(TaskError::retry("not yet"))
-                    } else {
-                        Ok(json!({ "attempt": ctx.attempt() }))
-                    }
+    let worker = worker_with(
+        &fleet,
+        "counted",
+        handler_fn(move |ctx, _payload| {
+            seen.lock().expect("runs").push(ctx.attempt());
+            async move {
+                if ctx.attempt() < 3 {
+                    Err(TaskError::retry("not yet"))
+                } else {
+                    Ok(json!({ "attempt": ctx.attempt() }))
                 }
-            }),
-        )
-        .expect("handler");
+            }
+        }),
+    );
     fleet.start_worker_with(worker).await;
     let id = fleet.enqueue("counted", "{}").await;
     let before = eventually(Duration::from_secs(5), "attempt 2 failed", || async {
@@ -92,11 +48,10 @@ async fn redelivered_stale_attempt_does_not_execute() {
 
     // A copy of attempt 1 turns up (a duplicate publish, a redelivery).
     let exchange = fleet.names().tasks_exchange();
-    let queue = fleet.names().queue(&"counted".parse().expect("type"));
     let url = fleet.config.amqp_url.clone();
     let stale = format!(r#"{{"id":"{id}","type":"counted","payload":{{}},"attempt":1}}"#);
-    publish_confirmed_raw(&url, &exchange, "counted", stale.as_bytes()).await;
-    wait_until_settled(&fleet, &queue).await;
+    publish_raw(&url, &exchange, "counted", stale.as_bytes()).await;
+    fleet.wait_for_settled_queue("counted", 1).await;
     let after = fleet.record(&id).await.expect("record");
     assert_eq!(
         (after.state(), after.attempt()),
@@ -117,13 +72,13 @@ async fn redelivered_stale_attempt_does_not_execute() {
 
     // A copy of the last attempt after the task finished.
     let last = format!(r#"{{"id":"{id}","type":"counted","payload":{{}},"attempt":3}}"#);
-    publish_confirmed_raw(&url, &exchange, "counted", last.as_bytes()).await;
-    wait_until_settled(&fleet, &queue).await;
+    publish_raw(&url, &exchange, "counted", last.as_bytes()).await;
+    fleet.wait_for_settled_queue("counted", 1).await;
     assert_eq!(*runs.lock().expect("runs"), vec![1, 2, 3]);
     assert_eq!(fleet.record(&id).await.expect("record").fields, done.fields);
     let s = fleet.stats("counted").await;
     assert_eq!((s.enqueued, s.retried, s.completed, s.live()), (1, 2, 1, 0));
-    finish(fleet).await;
+    fleet.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,14 +104,14 @@ async fn crash_mid_task_does_not_use_up_an_attempt() {
         (s.enqueued, s.retried, s.completed, s.failed, s.live()),
         (1, 0, 1, 0, 0)
     );
-    finish(fleet).await;
+    fleet.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_that_keeps_killing_its_worker_ends_in_the_dead_queue_after_the_bound() {
     let fleet = Fleet::new().await;
     let config_file = log_path(&fleet.config, "config.toml");
-    std::fs::write(&config_file, "max_redeliveries = 2\n").expect("write config");
+    files::write(&config_file, "max_redeliveries = 2\n").await;
     let config_arg = config_file.to_string_lossy().into_owned();
     let id = fleet.enqueue("sleep", r#"{"ms":60000}"#).await;
 
@@ -214,7 +169,7 @@ async fn message_that_keeps_killing_its_worker_ends_in_the_dead_queue_after_the_
     let s = fleet.stats("sleep").await;
     assert_eq!((s.enqueued, s.failed, s.completed, s.live()), (1, 1, 0, 0));
     drop(_w3);
-    finish(fleet).await;
+    fleet.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,19 +178,17 @@ async fn duplicate_of_a_running_attempt_does_not_fail_the_task() {
     let runs = Arc::new(Mutex::new(0u32));
     for _ in 0..2 {
         let seen = runs.clone();
-        let worker = Worker::new(fleet.config.clone())
-            .expect("worker")
-            .handler(
-                "slow",
-                handler_fn(move |ctx, _payload| {
-                    *seen.lock().expect("runs") += 1;
-                    async move {
-                        tokio::time::sleep(Duration::from_millis(1500)).await;
-                        Ok(json!({ "attempt": ctx.attempt() }))
-                    }
-                }),
-            )
-            .expect("handler");
+        let worker = worker_with(
+            &fleet,
+            "slow",
+            handler_fn(move |ctx, _payload| {
+                *seen.lock().expect("runs") += 1;
+                async move {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    Ok(json!({ "attempt": ctx.attempt() }))
+                }
+            }),
+        );
         fleet.start_worker_with(worker).await;
     }
     let id = fleet.enqueue("slow", "{}").await;
@@ -245,7 +198,7 @@ async fn duplicate_of_a_running_attempt_does_not_fail_the_task() {
     // A second copy of the running attempt: a producer's publish retried after a lost
     // confirm, or a foreign client publishing twice.
     let copy = format!(r#"{{"id":"{id}","type":"slow","payload":{{}},"attempt":1}}"#);
-    publish_confirmed_raw(
+    publish_raw(
         &fleet.config.amqp_url,
         &fleet.names().tasks_exchange(),
         "slow",
@@ -269,9 +222,8 @@ async fn duplicate_of_a_running_attempt_does_not_fail_the_task() {
     // At-least-once allows the copy to run once more; never a chain of takeovers.
     let runs = *runs.lock().expect("runs");
     assert!(runs <= 2, "the handler ran {runs} times");
-    let queue = fleet.names().queue(&"slow".parse().expect("type"));
-    wait_until_settled(&fleet, &queue).await;
+    fleet.wait_for_settled_queue("slow", 2).await;
     let s = fleet.stats("slow").await;
     assert_eq!((s.enqueued, s.completed, s.failed, s.live()), (1, 1, 0, 0));
-    finish(fleet).await;
+    fleet.teardown().await;
 }

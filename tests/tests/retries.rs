@@ -7,9 +7,10 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use std::time::Duration;
 use taskfleet_common::{TaskId, TaskState};
+use taskfleet_tests::rabbitmqctl::unacked;
+use taskfleet_tests::record::ms;
 use taskfleet_tests::retries::{
-    backoff, enqueue_with_attempts, field_u64, finish, kill_9, start_worker_process, unacked,
-    with_type_backoff,
+    backoff, enqueue_with_attempts, kill_9, start_worker_process, with_type_backoff,
 };
 use taskfleet_tests::{Fleet, amqp, eventually, test_config};
 
@@ -118,7 +119,7 @@ async fn flaky_task_completes_at_attempt_3_after_gaps_that_grow_per_the_policy()
         (1, 2, 1, 0, 0)
     );
     drop(events);
-    finish(fleet).await;
+    fleet.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,7 +140,7 @@ async fn task_waiting_to_retry_is_held_by_the_broker_not_by_an_unacked_delivery(
     eventually(
         Duration::from_secs(4),
         "no unacked delivery on the task queue",
-        || async { (unacked(&queue).await == Some(0)).then_some(()) },
+        || async { (unacked(&url, &queue).await == Some(0)).then_some(()) },
     )
     .await;
     assert_eq!(
@@ -152,7 +153,7 @@ async fn task_waiting_to_retry_is_held_by_the_broker_not_by_an_unacked_delivery(
         Some((1, 0)),
         "the retry waits in {delay_queue}, which nobody consumes"
     );
-    assert_eq!(unacked(&delay_queue).await, Some(0));
+    assert_eq!(unacked(&url, &delay_queue).await, Some(0));
     let r = fleet.record(&id).await.expect("record");
     assert_eq!(
         r.state(),
@@ -164,8 +165,8 @@ async fn task_waiting_to_retry_is_held_by_the_broker_not_by_an_unacked_delivery(
         .wait_for_state(&id, TaskState::Completed, Duration::from_secs(10))
         .await;
     assert_eq!(r.attempt(), 2);
-    assert!(field_u64(&r, "started_at") >= field_u64(&r, "next_attempt_at"));
-    finish(fleet).await;
+    assert!(ms(&r, "started_at") >= ms(&r, "next_attempt_at"));
+    fleet.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,7 +210,7 @@ async fn worker_killed_while_a_task_waits_to_retry_loses_nothing() {
         (1, 1, 1, 0, 0),
         "completed exactly once"
     );
-    finish(fleet).await;
+    fleet.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,7 +244,7 @@ async fn short_delay_retry_is_not_held_up_by_a_long_delay_retry_enqueued_before_
     );
     assert_eq!(s.attempt(), 2);
     assert!(
-        field_u64(&s, "finished_at") < field_u64(&l, "next_attempt_at"),
+        ms(&s, "finished_at") < ms(&l, "next_attempt_at"),
         "the short retry ran before the long one was due"
     );
 
@@ -251,6 +252,6 @@ async fn short_delay_retry_is_not_held_up_by_a_long_delay_retry_enqueued_before_
         .wait_for_state(&long, TaskState::Completed, Duration::from_secs(10))
         .await;
     assert_eq!(l.attempt(), 3);
-    assert!(field_u64(&l, "started_at") >= field_u64(&l, "next_attempt_at"));
-    finish(fleet).await;
+    assert!(ms(&l, "started_at") >= ms(&l, "next_attempt_at"));
+    fleet.teardown().await;
 }

@@ -9,9 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 use taskfleet_common::TaskState;
 use taskfleet_common::config::TypeConfig;
-use taskfleet_tests::handlers::{Scratch, json_of};
-use taskfleet_tests::{Fleet, eventually, test_config};
-use taskfleet_worker::Worker;
+use taskfleet_tests::files;
+use taskfleet_tests::record::json_of;
+use taskfleet_tests::scratch::Scratch;
+use taskfleet_tests::{Fleet, eventually, test_config, worker_with};
 
 /// A 4×4 plain PGM with pixel values 0..=15, row by row.
 const GRADIENT: &str = "P2\n# a test image\n4 4\n15\n0 1 2 3\n4 5 6 7\n8 9 10 11\n12 13 14 15\n";
@@ -29,10 +30,7 @@ async fn fleet_with_resize(max_attempts: u32) -> Fleet {
         },
     );
     let mut fleet = Fleet::with_config(config).await;
-    let worker = Worker::new(fleet.config.clone())
-        .expect("worker builds")
-        .handler("resize", resize::Resize)
-        .expect("valid type");
+    let worker = worker_with(&fleet, "resize", resize::Resize);
     fleet.start_worker_with(worker).await;
     fleet
 }
@@ -41,8 +39,8 @@ async fn fleet_with_resize(max_attempts: u32) -> Fleet {
 async fn rust_example_resumes_from_its_checkpoint_after_a_retry() {
     let scratch = Scratch::new();
     let fleet = fleet_with_resize(30).await;
-    let a = scratch.write("a.pgm", GRADIENT);
-    let b = scratch.write("b.pgm", GRADIENT);
+    let a = scratch.write("a.pgm", GRADIENT).await;
+    let b = scratch.write("b.pgm", GRADIENT).await;
     let c = scratch.path("c.pgm"); // not there yet
     let image = |src: &Path, dst: &str| json!({"src": src, "dst": scratch.path(dst)});
     let payload = json!({
@@ -66,11 +64,14 @@ async fn rust_example_resumes_from_its_checkpoint_after_a_retry() {
     .await;
     assert_eq!(r.get("progress"), Some("66"));
     assert_eq!(r.get("progress_message"), Some("2 of 3 images"));
-    assert_eq!(scratch.text("a-2x2.pgm").as_deref(), Some(GRADIENT_2X2));
+    assert_eq!(
+        scratch.text("a-2x2.pgm").await.as_deref(),
+        Some(GRADIENT_2X2)
+    );
     // A later attempt that redid the first two images would now fail for good.
-    std::fs::remove_file(&a).expect("remove a");
-    std::fs::remove_file(&b).expect("remove b");
-    scratch.write("c.pgm", GRADIENT);
+    files::remove(&a).await;
+    files::remove(&b).await;
+    scratch.write("c.pgm", GRADIENT).await;
 
     let r = fleet
         .wait_for_state(&id, TaskState::Completed, Duration::from_secs(30))
@@ -83,7 +84,7 @@ async fn rust_example_resumes_from_its_checkpoint_after_a_retry() {
     assert_eq!(r.get("checkpoint"), Some(r#"{"done":3}"#));
     for thumb in ["a-2x2.pgm", "b-2x2.pgm", "c-2x2.pgm"] {
         assert_eq!(
-            scratch.text(thumb).as_deref(),
+            scratch.text(thumb).await.as_deref(),
             Some(GRADIENT_2X2),
             "{thumb}"
         );
@@ -98,7 +99,7 @@ async fn rust_example_resumes_from_its_checkpoint_after_a_retry() {
 async fn rust_example_gives_up_at_once_on_a_file_that_is_not_an_image() {
     let scratch = Scratch::new();
     let fleet = fleet_with_resize(5).await;
-    let src = scratch.write("notes.txt", "shopping: milk, eggs\n");
+    let src = scratch.write("notes.txt", "shopping: milk, eggs\n").await;
     let payload = json!({
         "images": [{"src": src, "dst": scratch.path("out.pgm")}],
         "width": 2,
@@ -119,7 +120,7 @@ async fn rust_example_gives_up_at_once_on_a_file_that_is_not_an_image() {
     assert_eq!(r.attempt(), 1, "no retry");
     let error = r.get("error").expect("an error");
     assert!(error.contains("\"width\""), "{error}");
-    assert!(scratch.text("out.pgm").is_none());
+    assert!(scratch.text("out.pgm").await.is_none());
     let s = fleet.stats("resize").await;
     assert_eq!((s.failed, s.retried, s.completed), (2, 0, 0));
     fleet.teardown().await;

@@ -5,8 +5,8 @@ use serde_json::Value;
 use std::time::Duration;
 use taskfleet_common::{TaskId, TaskState};
 use taskfleet_producer::EnqueueRequest;
-use taskfleet_tests::handlers::{json_of, ms};
-use taskfleet_tests::process::{bin, cli, env_for};
+use taskfleet_tests::process::{cli, cli_with_env};
+use taskfleet_tests::record::{json_of, ms};
 use taskfleet_tests::{Fleet, amqp, eventually, test_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,7 +23,8 @@ async fn priority_9_task_runs_before_30_queued_priority_0_tasks() {
         &fleet.config,
         &["enqueue", "sleep", r#"{"ms":20}"#, "--priority", "9"],
         None,
-    );
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     let high: TaskId = out.trim().parse().expect("an id");
     fleet.start_worker().await;
@@ -56,9 +57,9 @@ async fn priority_9_task_runs_before_30_queued_priority_0_tasks() {
 async fn same_idempotency_key_twice_gives_one_id_and_one_execution() {
     let mut fleet = Fleet::new().await;
     let args = ["enqueue", "echo", r#"{"order":42}"#, "--key", "order-42"];
-    let (code, first, err) = cli(&fleet.config, &args, None);
+    let (code, first, err) = cli(&fleet.config, &args, None).await;
     assert_eq!(code, 0, "{err}");
-    let (code, second, err) = cli(&fleet.config, &args, None);
+    let (code, second, err) = cli(&fleet.config, &args, None).await;
     assert_eq!(code, 0, "{err}");
     let id: TaskId = first.trim().parse().expect("an id");
     assert_eq!(second.trim(), first.trim(), "the same id both times");
@@ -75,7 +76,7 @@ async fn same_idempotency_key_twice_gives_one_id_and_one_execution() {
         .await;
     assert_eq!(r.get("result"), Some(r#"{"order":42}"#));
     // Still the same task after it finished (within the retention period).
-    let (code, third, err) = cli(&fleet.config, &args, None);
+    let (code, third, err) = cli(&fleet.config, &args, None).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(third.trim(), first.trim());
     let s = fleet.stats("echo").await;
@@ -93,22 +94,22 @@ async fn payload_over_the_limit_is_refused_with_exit_2() {
         &fleet.config,
         &["enqueue", "echo", "--batch"],
         Some(&format!("{big}\n")),
-    );
+    )
+    .await;
     assert_eq!(code, 2, "{err}");
     assert!(out.trim().is_empty(), "no id printed: {out}");
     assert!(err.contains("exceeds the limit"), "{err}");
 
     // The single form, against a lower limit that fits on a command line.
     let medium = format!("{{\"blob\":\"{}\"}}", "x".repeat(100_000));
-    let small_limit = std::process::Command::new(bin("taskfleet"))
-        .args(["enqueue", "echo", &medium])
-        .envs(env_for(&fleet.config))
-        .env_remove("TASKFLEET_CONFIG")
-        .env("TASKFLEET_PAYLOAD_LIMIT", "65536")
-        .output()
-        .expect("taskfleet runs");
-    let stderr = String::from_utf8_lossy(&small_limit.stderr);
-    assert_eq!(small_limit.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = cli_with_env(
+        &fleet.config,
+        &["enqueue", "echo", &medium],
+        None,
+        &[("TASKFLEET_PAYLOAD_LIMIT", "65536")],
+    )
+    .await;
+    assert_eq!(Some(code), Some(2), "{stderr}");
     assert!(stderr.contains("payload_limit"), "{stderr}");
 
     let req = EnqueueRequest::new("echo", &big).expect("valid JSON");

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 use taskfleet_common::TaskState;
+use taskfleet_tests::logs::log_path;
 use taskfleet_tests::process::WorkerProcess;
-use taskfleet_tests::{Fleet, eventually, test_config};
+use taskfleet_tests::{Fleet, eventually, free_port, test_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn scrape(addr: &str) -> Option<String> {
@@ -26,16 +27,13 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_latency_and_task_counts_are_exported() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port().await;
     let addr = format!("127.0.0.1:{port}");
     let mut config = test_config();
     config.worker.metrics_listen = Some(addr.clone());
     let fleet = Fleet::with_config(config).await;
-    let log = std::env::temp_dir().join(format!("{}-worker.log", fleet.config.namespace));
-    let _worker = WorkerProcess::start(&fleet.config, &[], &log);
+    let log = log_path(&fleet.config, "worker");
+    let _worker = WorkerProcess::start(&fleet.config, &[], &log).await;
     fleet.wait_for_consumers("sleep", 1).await;
 
     let done = fleet.enqueue("echo", "1").await;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use taskfleet_common::{TaskId, TaskState};
 use taskfleet_producer::{EnqueueRequest, Producer};
 use taskfleet_tests::process::WorkerProcess;
-use taskfleet_tests::{cleanup, eventually, test_config};
+use taskfleet_tests::{cleanup, eventually, redis_direct, test_config};
 
 fn percentile(v: &mut [u64], p: f64) -> u64 {
     if v.is_empty() {
@@ -66,9 +66,11 @@ async fn main() {
         "--concurrency",
         concurrency.as_str(),
     ];
-    let workers: Vec<WorkerProcess> = (0..2)
-        .map(|i| WorkerProcess::start(&config, &args, &dir.join(format!("bench-worker-{i}.log"))))
-        .collect();
+    let mut workers: Vec<WorkerProcess> = Vec::new();
+    for i in 0..2 {
+        let log = dir.join(format!("bench-worker-{i}.log"));
+        workers.push(WorkerProcess::start(&config, &args, &log).await);
+    }
     let t = "echo".parse().expect("type");
     eventually(Duration::from_secs(600), "all tasks completed", || async {
         let s = store.type_stats(&t).await.ok()?;
@@ -100,11 +102,7 @@ async fn main() {
     );
 
     // 4. Memory per finished record.
-    let mut conn = redis::Client::open(config.redis_url.as_str())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let mut conn = redis_direct::connection(&config.redis_url).await;
     let names = taskfleet_common::Names::new(config.namespace.clone());
     let mut bytes = Vec::new();
     for id in ids.iter().step_by((n / 200).max(1)) {
