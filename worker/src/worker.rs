@@ -131,6 +131,12 @@ impl Worker {
             types,
         ));
         liveness::beat(&shared).await;
+        let w = &shared.config.worker;
+        tracing::info!(
+            park_after = ?w.park_after,
+            check_back = ?w.park_check_back(),
+            "runs longer than park_after park their delivery (keep it under RabbitMQ's consumer_timeout, 30 min by default)"
+        );
 
         let background = CancellationToken::new();
         let hb = tokio::spawn(liveness::heartbeat_loop(shared.clone(), background.clone()));
