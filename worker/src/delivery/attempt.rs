@@ -14,15 +14,27 @@ use std::time::Instant;
 use taskfleet_common::envelope::{Envelope, Resolved};
 use taskfleet_common::store::Fence;
 
+/// One claimed attempt of a delivery's task.
+pub(crate) struct Attempt<'a> {
+    pub env: &'a Envelope,
+    pub resolved: &'a Resolved,
+    pub fence: &'a Fence,
+    /// The last checkpoint stored by an earlier attempt, as stored (JSON text).
+    pub checkpoint: Option<String>,
+}
+
 pub(crate) async fn run<S: TaskStore, I: Inbound>(
     shared: &Shared<S>,
     inbound: &I,
     handler: Arc<dyn DynHandler>,
-    env: &Envelope,
-    fence: &Fence,
-    checkpoint: Option<String>,
-    resolved: &Resolved,
+    attempt: Attempt<'_>,
 ) -> AttemptEnd {
+    let Attempt {
+        env,
+        resolved,
+        fence,
+        checkpoint,
+    } = attempt;
     let guard = shared.inflight.register(env.id, fence.token);
     let reporter = shared
         .store
@@ -38,14 +50,14 @@ pub(crate) async fn run<S: TaskStore, I: Inbound>(
     // The envelope parser checked that the payload is JSON.
     let payload = serde_json::from_str(env.payload.get()).unwrap_or(serde_json::Value::Null);
     let started = Instant::now();
-    let attempt = run_attempt(
+    let running = run_attempt(
         handler.call(ctx, payload),
         &guard.signal,
         resolved.timeout,
         shared.config.worker.cancel_grace,
     );
     let end = tokio::select! {
-        end = attempt => end,
+        end = running => end,
         never = park_when_long(shared, inbound, env, resolved.priority) => never,
     };
     drop(guard);

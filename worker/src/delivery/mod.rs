@@ -95,7 +95,13 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
             return executor::execute(inbound, env, resolved.priority, decision).await;
         }
     };
-    let end = attempt::run(shared, inbound, handler, env, &fence, checkpoint, &resolved).await;
+    let attempt = attempt::Attempt {
+        env,
+        resolved: &resolved,
+        fence: &fence,
+        checkpoint,
+    };
+    let end = attempt::run(shared, inbound, handler, attempt).await;
     let policy = AttemptPolicy {
         retry: RetryPolicy {
             max_attempts: resolved.max_attempts,
