@@ -1,5 +1,5 @@
 -- A cancellation request. Idempotent; reports the state it leaves the task in.
---   pending/retrying -> cancelled at once; running -> cancelling (+ flag, + notice
+--   scheduled/pending/retrying -> cancelled at once (reason `requested`); running -> cancelling (+ flag, + notice
 --   on the cancellations channel); cancelling and terminal states are unchanged.
 -- The flag outlives worker restarts: a claim refuses any task that has it.
 -- KEYS: task, stats, events, cancel, cancellations channel
@@ -12,9 +12,9 @@ if not state then return {'not_found'} end
 if TERMINAL[state] then return {'ok', state} end
 local now = now_ms()
 redis.call('SET', cancel, now, 'PX', ARGV[2])
-if state == 'pending' or state == 'retrying' then
+if state == 'scheduled' or state == 'pending' or state == 'retrying' then
   move(task, stats, events, state, 'cancelled', now, nil,
-    finish_fields(now, {'cancel_requested_at', now}))
+    finish_fields(now, {'cancel_requested_at', now, 'reason', 'requested'}))
   redis.call('PEXPIRE', task, ARGV[2])
   return {'ok', 'cancelled'}
 end

@@ -8,6 +8,10 @@
 --   {'drop', 'duplicate'}               a second publish of the attempt running now
 --   {'cancelled'}                       cancellation requested: never start it
 --   {'poison', deliveries}              redelivered too often without finishing: now `failed`
+--   {'hop', delay_ms}                   scheduled and not due yet: publish this copy to wait
+--                                       delay_ms more in a delay tier, then drop this one
+--   {'expired'}                         not started by its `expires_at`: now `cancelled`,
+--                                       reason `expired`; never start it
 --   {'park', delay_ms}                  the run is alive elsewhere (its lease holds), or a
 --                                       parked copy's retry is not overdue: publish this copy
 --                                       to check again after delay_ms; never counted
@@ -20,7 +24,8 @@
 -- ARGV: id, type, payload, attempt, max_attempts, priority, trace_id, created_at,
 --       worker, lease_ms, max_redeliveries, retention_ms, redelivered (0/1),
 --       fence (a token the worker drew for this delivery, unique per claim),
---       parked (0/1: a parked copy back from its check-back delay)
+--       parked (0/1: a parked copy back from its check-back delay),
+--       run_at, expires_at (ms from the envelope, 0: none; used to recreate a lost record)
 local task, stats, types, events, cancel, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, ttype, worker = ARGV[1], ARGV[2], ARGV[9]
 local attempt = tonumber(ARGV[4])
@@ -30,11 +35,12 @@ local now = now_ms()
 if redis.call('EXISTS', task) == 0 then
   local created = tonumber(ARGV[8])
   if created == 0 then created = now end
-  create_pending(task, stats, types, events, id, ttype, ARGV[3], ARGV[5], ARGV[6], ARGV[7],
-    created, attempt - 1, now)
+  create_record(task, stats, types, events, id, ttype, ARGV[3], ARGV[5], ARGV[6], ARGV[7],
+    created, attempt - 1, now, nil, tonumber(ARGV[16]), tonumber(ARGV[17]))
 end
 
-local h = redis.call('HMGET', task, 'state', 'attempt', 'deliveries', 'checkpoint', 'started_at', 'worker')
+local h = redis.call('HMGET', task, 'state', 'attempt', 'deliveries', 'checkpoint', 'started_at', 'worker',
+  'run_at', 'expires_at')
 local state, rec_attempt = h[1], tonumber(h[2]) or 0
 local deliveries = tonumber(h[3]) or 0
 
@@ -46,10 +52,27 @@ if state == 'cancelling' or redis.call('EXISTS', cancel) == 1 then
     move(task, stats, events, 'running', 'cancelling', now, worker, {'cancel_requested_at', now})
     state = 'cancelling'
   end
-  move(task, stats, events, state, 'cancelled', now, worker, finish_fields(now))
+  move(task, stats, events, state, 'cancelled', now, worker, finish_fields(now, {'reason', 'requested'}))
   redis.call('ZREM', running, id)
   redis.call('PEXPIRE', task, retention)
   return {'cancelled'}
+end
+
+-- Never started and past its `expires_at`: it never runs.
+local expires_at = tonumber(h[8])
+if not h[5] and expires_at and now >= expires_at and (state == 'scheduled' or state == 'pending') then
+  move(task, stats, events, state, 'cancelled', now, worker, finish_fields(now,
+    {'reason', 'expired', 'error', 'not started by its expires_at'}))
+  redis.call('PEXPIRE', task, retention)
+  return {'expired'}
+end
+
+-- Scheduled: hop through the delay tiers until due (within the shortest tier).
+if state == 'scheduled' then
+  local run_at = tonumber(h[7]) or now
+  if run_at - now >= MIN_HOP_MS then return {'hop', run_at - now} end
+  move(task, stats, events, 'scheduled', 'pending', now, nil)
+  state = 'pending'
 end
 
 -- Which attempt this delivery runs as, or a stale copy to drop.

@@ -1,8 +1,9 @@
--- Creates the record of a new task in state `pending` and counts it.
+-- Creates the record of a new task, `scheduled` while its run_at is ahead, else
+-- `pending`, and counts it.
 -- KEYS: task, stats, types, events, idempotency (may be an unused placeholder)
 -- ARGV: id, type, payload, max_attempts, priority, trace_id, created_at (0 = now),
---       use_idempotency (0/1), retention_ms
--- Returns {'created', id} or {'exists', existing_id}.
+--       use_idempotency (0/1), retention_ms, run_at (ms, 0: now), expires_at (ms, 0: never)
+-- Returns {'created', state} or {'exists', existing_id}.
 local task, stats, types, events, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, ttype, payload = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
@@ -17,6 +18,6 @@ if redis.call('EXISTS', task) == 1 then
 end
 local created = tonumber(ARGV[7])
 if created == 0 then created = now end
-create_pending(task, stats, types, events, id, ttype, payload, ARGV[4], ARGV[5], ARGV[6],
-  created, 0, now)
-return {'created', id}
+local state = create_record(task, stats, types, events, id, ttype, payload, ARGV[4], ARGV[5],
+  ARGV[6], created, 0, now, nil, tonumber(ARGV[10]), tonumber(ARGV[11]))
+return {'created', state}

@@ -31,7 +31,7 @@ if to == 'completed' then
 elseif to == 'failed' then
   fields = finish_fields(now, {'error', ARGV[6]})
 elseif to == 'cancelled' then
-  fields = finish_fields(now)
+  fields = finish_fields(now, {'reason', 'requested'})
 elseif to == 'retrying' then
   fields = {'error', ARGV[6], 'next_attempt_at', now + tonumber(ARGV[7])}
 else -- pending: interrupted by a drain; uses neither an attempt nor a delivery

@@ -9,6 +9,8 @@ local LIVE = __LIVE__
 local TERMINAL = __TERMINAL__
 -- `TaskState::total_on_entry`: the total bumped when a record enters a state
 local TOTAL_ON_ENTRY = __TOTAL_ON_ENTRY__
+-- `amqp::delay::MIN_TIER_MS`: a scheduled task this close to its run_at runs now
+local MIN_HOP_MS = __MIN_HOP_MS__
 
 -- Milliseconds from the Redis server clock: one clock for the whole fleet.
 local function now_ms()
@@ -46,21 +48,34 @@ local function finish_fields(now, extra)
   return fields
 end
 
--- Creates the record of a task in state `pending` and counts it as enqueued.
--- `trace_id` is stored only when known; `attempt` is the last attempt started (0: none);
--- `from` is the state of the record this one replaces (nil for a new task).
-local function create_pending(task, stats, types, events, id, ttype, payload, max_attempts,
-                              priority, trace_id, created_at, attempt, now, from)
-  local fields = {'id', id, 'type', ttype, 'state', 'pending', 'attempt', attempt,
+-- Creates the record of a task and counts it as enqueued: `scheduled` while its
+-- `run_at` (ms, 0: none) is ahead, else `pending`. `expires_at` (ms, 0: none) is when
+-- a task not started by then is cancelled instead. `trace_id` is stored only when
+-- known; `attempt` is the last attempt started (0: none); `from` is the state of the
+-- record this one replaces (nil for a new task). Returns the state it created.
+local function create_record(task, stats, types, events, id, ttype, payload, max_attempts,
+                             priority, trace_id, created_at, attempt, now, from, run_at, expires_at)
+  local state = 'pending'
+  if run_at and run_at > now then state = 'scheduled' end
+  local fields = {'id', id, 'type', ttype, 'state', state, 'attempt', attempt,
     'max_attempts', max_attempts, 'priority', priority, 'payload', payload,
     'created_at', created_at, 'updated_at', now}
   if trace_id ~= '' then
     fields[#fields + 1] = 'trace_id'
     fields[#fields + 1] = trace_id
   end
+  if run_at and run_at > 0 then
+    fields[#fields + 1] = 'run_at'
+    fields[#fields + 1] = run_at
+  end
+  if expires_at and expires_at > 0 then
+    fields[#fields + 1] = 'expires_at'
+    fields[#fields + 1] = expires_at
+  end
   redis.call('HSET', task, unpack(fields))
-  redis.call('HINCRBY', stats, 'pending', 1)
+  redis.call('HINCRBY', stats, state, 1)
   redis.call('HINCRBY', stats, 'enqueued', 1)
   if types then redis.call('SADD', types, ttype) end
-  event(events, id, ttype, from, 'pending', now, nil)
+  event(events, id, ttype, from, state, now, nil)
+  return state
 end

@@ -23,7 +23,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', running, '-inf', now, 'LIMIT', 0
       {'error', 'interrupted: lease of worker ' .. (h[3] or '?') .. ' expired'})
     reaped[#reaped + 1] = id
   elseif h[1] == 'cancelling' then
-    move(task, stats, ARGV[6], 'cancelling', 'cancelled', now, h[3], finish_fields(now))
+    move(task, stats, ARGV[6], 'cancelling', 'cancelled', now, h[3],
+      finish_fields(now, {'reason', 'requested'}))
     redis.call('PEXPIRE', task, ARGV[7])
     reaped[#reaped + 1] = id
   end

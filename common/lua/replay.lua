@@ -11,6 +11,6 @@ local now = now_ms()
 redis.call('DEL', task, KEYS[4])
 local created = tonumber(ARGV[7]) or 0
 if created == 0 then created = now end
-create_pending(task, stats, nil, events, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],
+create_record(task, stats, nil, events, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],
   created, 0, now, state)
 return {'ok'}

@@ -25,6 +25,12 @@ pub struct Envelope {
     pub created_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// Not to start before this time (ms since the epoch): `scheduled` until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<u64>,
+    /// Not started by this time (ms): never run, `cancelled` with reason `expired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 /// Most attempts a task may have: a poison task must end, whoever published it.

@@ -8,6 +8,8 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskState {
+    /// Waiting for its `run_at` in a broker-held delay.
+    Scheduled,
     Pending,
     Running,
     Retrying,
@@ -18,7 +20,8 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    pub const ALL: [TaskState; 7] = [
+    pub const ALL: [TaskState; 8] = [
+        TaskState::Scheduled,
         TaskState::Pending,
         TaskState::Running,
         TaskState::Retrying,
@@ -29,7 +32,8 @@ impl TaskState {
     ];
 
     /// States counted by the live counters in `{ns}:stats:{type}`.
-    pub const LIVE: [TaskState; 4] = [
+    pub const LIVE: [TaskState; 5] = [
+        TaskState::Scheduled,
         TaskState::Pending,
         TaskState::Running,
         TaskState::Retrying,
@@ -45,6 +49,7 @@ impl TaskState {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            TaskState::Scheduled => "scheduled",
             TaskState::Pending => "pending",
             TaskState::Running => "running",
             TaskState::Retrying => "retrying",
@@ -67,7 +72,10 @@ impl TaskState {
             TaskState::Failed => Some("failed"),
             TaskState::Cancelled => Some("cancelled"),
             TaskState::Retrying => Some("retried"),
-            TaskState::Pending | TaskState::Running | TaskState::Cancelling => None,
+            TaskState::Scheduled
+            | TaskState::Pending
+            | TaskState::Running
+            | TaskState::Cancelling => None,
         }
     }
 
@@ -76,7 +84,9 @@ impl TaskState {
         use TaskState::*;
         matches!(
             (self, to),
-            (Pending, Running)
+            (Scheduled, Pending)
+                | (Scheduled, Cancelled)
+                | (Pending, Running)
                 | (Pending, Cancelled)
                 | (Running, Completed)
                 | (Running, Failed)

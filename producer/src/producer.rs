@@ -5,7 +5,8 @@
 use crate::error::{ProducerError, Result};
 use crate::request::EnqueueRequest;
 use crate::transient::retry_within;
-use taskfleet_common::amqp::{Publish, Publisher, Topology};
+use std::time::Duration;
+use taskfleet_common::amqp::{delay, Publish, Publisher, Topology};
 use taskfleet_common::envelope::Envelope;
 use taskfleet_common::store::{CancelResult, EnqueueOutcome, NewTask, TaskRecord};
 use taskfleet_common::{Config, Names, StateStore, TaskId, TaskState};
@@ -86,6 +87,8 @@ impl Producer {
             timeout_ms: Some(req.timeout.unwrap_or(settings.timeout).as_millis() as u64),
             created_at: None,
             trace_id: req.trace_id.clone(),
+            run_at: req.run_at,
+            expires_at: req.expires_at,
         };
         let task = NewTask {
             id: envelope.id,
@@ -96,6 +99,8 @@ impl Producer {
             trace_id: envelope.trace_id.as_deref(),
             created_at: None,
             idempotency_key: req.idempotency_key.as_deref(),
+            run_at: req.run_at,
+            expires_at: req.expires_at,
         };
         let outcome = self.record(&task).await?;
         match outcome {
@@ -144,33 +149,45 @@ impl Producer {
     /// the broker before the break is harmless: workers drop duplicates of a running
     /// attempt and fence on the task's state.
     pub async fn publish(&self, envelope: &Envelope) -> Result<()> {
-        let names = self.publisher.topology().names();
-        let exchange = names.tasks_exchange();
         let body = envelope.to_bytes();
         let id = envelope.id.to_string();
-        let headers: Vec<_> = envelope
-            .traceparent()
-            .map(|t| ("traceparent", t))
-            .into_iter()
-            .collect();
-        let msg = Publish {
-            exchange: &exchange,
-            routing_key: envelope.task_type.as_str(),
-            body: &body,
-            message_id: &id,
-            task_type: envelope.task_type.as_str(),
-            priority: envelope.priority.unwrap_or(0),
-            headers,
-        };
+        // A scheduled task's first hop: the longest delay tier before its run_at (the
+        // workers send it on until due). Anything due now goes straight to the type.
+        let tier = envelope
+            .run_at
+            .map(|at| Duration::from_millis(at.saturating_sub(crate::request::now_ms())))
+            .and_then(delay::tier);
         let patience = self.config.network_timeout * PUBLISH_PATIENCE;
-        let (publisher, msg) = (&self.publisher, &msg);
+        let (publisher, body, id) = (&self.publisher, &body, &id);
         retry_within(
             patience,
             "publishing the task",
             envelope.id,
             || async move {
+                let names = publisher.topology().names();
                 publisher.ensure_type(&envelope.task_type).await?;
-                publisher.publish(msg).await
+                let (exchange, routing_key) = match tier {
+                    Some(ms) => {
+                        let channel = publisher.channel().await?;
+                        let queue = delay::declare(&channel, names, &envelope.task_type, ms);
+                        (String::new(), queue.await?)
+                    }
+                    None => (names.tasks_exchange(), envelope.task_type.to_string()),
+                };
+                let msg = Publish {
+                    exchange: &exchange,
+                    routing_key: &routing_key,
+                    body,
+                    message_id: id,
+                    task_type: envelope.task_type.as_str(),
+                    priority: envelope.priority.unwrap_or(0),
+                    headers: envelope
+                        .traceparent()
+                        .map(|t| ("traceparent", t))
+                        .into_iter()
+                        .collect(),
+                };
+                publisher.publish(&msg).await
             },
         )
         .await?;

@@ -17,6 +17,19 @@ pub struct EnqueueRequest {
     pub timeout: Option<Duration>,
     pub idempotency_key: Option<String>,
     pub trace_id: Option<String>,
+    /// Not to start before this time (ms since the epoch): `scheduled` until then.
+    pub run_at: Option<u64>,
+    /// Not started by this time (ms since the epoch): `cancelled`, reason `expired`.
+    pub expires_at: Option<u64>,
+}
+
+/// Milliseconds since the Unix epoch, this machine's clock (a first estimate; the
+/// workers judge due times by the Redis clock).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl EnqueueRequest {
@@ -33,6 +46,8 @@ impl EnqueueRequest {
             timeout: None,
             idempotency_key: None,
             trace_id: None,
+            run_at: None,
+            expires_at: None,
         })
     }
 
@@ -52,6 +67,13 @@ impl EnqueueRequest {
             return Err(ProducerError::Invalid(
                 "max attempts must be between 1 and 100".into(),
             ));
+        }
+        let latest = now_ms() + taskfleet_common::amqp::delay::MAX_SCHEDULE_AHEAD.as_millis() as u64;
+        if self.run_at.is_some_and(|at| at > latest) {
+            return Err(ProducerError::Invalid(format!(
+                "run_at is more than {} days ahead, the longest delay",
+                taskfleet_common::amqp::delay::MAX_SCHEDULE_AHEAD.as_secs() / 86_400
+            )));
         }
         if self.timeout.is_some_and(|t| t.is_zero()) {
             return Err(ProducerError::Invalid(

@@ -24,6 +24,30 @@ use std::time::Duration;
 /// When it comes back, the claim checks on the run instead of starting one.
 pub const PARKED: &str = "x-taskfleet-parked";
 
+/// The shortest delay tier, ms. A scheduled task waits in tiers of `MIN_TIER_MS × 2^k`
+/// (64 ms … about 50 days): each hop takes the longest tier that does not pass its
+/// `run_at`, and when it comes back early the claim sends it on for the rest (hops
+/// halve what is left), until it is within one shortest tier of due. So a type has
+/// at most [`TIERS`] delay queues for scheduled tasks, however many distinct delays
+/// exist, and a task starts within [`MIN_TIER_MS`] plus a hop's latency of its run_at.
+pub const MIN_TIER_MS: u64 = 64;
+/// Number of tiers: the longest holds `MIN_TIER_MS × 2^(TIERS-1)` ≈ 49.7 days.
+pub const TIERS: u32 = 27;
+
+/// Longest delay a task may be scheduled ahead.
+pub const MAX_SCHEDULE_AHEAD: Duration = Duration::from_secs(60 * 60 * 24 * 45);
+
+/// The tier a delay waits in: the longest tier not longer than `delay`; `None` when
+/// `delay` is shorter than the shortest tier (the task is due now).
+pub fn tier(delay: Duration) -> Option<u64> {
+    let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    if ms < MIN_TIER_MS {
+        return None;
+    }
+    let k = (ms / MIN_TIER_MS).ilog2().min(TIERS - 1);
+    Some(MIN_TIER_MS << k)
+}
+
 /// How long an idle delay queue outlives its TTL before RabbitMQ deletes it.
 const IDLE_MARGIN: Duration = Duration::from_secs(60);
 
@@ -77,6 +101,21 @@ pub async fn declare(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiers_are_bounded_and_never_pass_the_delay() {
+        assert_eq!(tier(Duration::from_millis(63)), None);
+        assert_eq!(tier(Duration::from_millis(64)), Some(64));
+        assert_eq!(tier(Duration::from_millis(1000)), Some(512));
+        assert_eq!(tier(Duration::from_secs(3)), Some(2048));
+        let mut seen = std::collections::BTreeSet::new();
+        for ms in (64..=MAX_SCHEDULE_AHEAD.as_millis() as u64).step_by(997_331) {
+            let t = tier(Duration::from_millis(ms)).expect("a tier");
+            assert!(t <= ms && t * 2 > ms.min(MIN_TIER_MS << (TIERS - 1)), "{ms} -> {t}");
+            seen.insert(t);
+        }
+        assert!(seen.len() <= TIERS as usize, "{}", seen.len());
+    }
 
     #[test]
     fn delays_round_to_two_significant_digits() {

@@ -30,6 +30,12 @@ pub enum TaskField {
     Deliveries,
     /// The token of the run that owns the task (see `Fence`).
     Fence,
+    /// When a `scheduled` task is due (ms).
+    RunAt,
+    /// A task not started by then is never run (ms).
+    ExpiresAt,
+    /// Why a `cancelled` record was cancelled: `requested` or `expired`.
+    Reason,
 }
 
 /// How a field's stored string reads as JSON (`taskfleet status --json`).
@@ -43,7 +49,7 @@ pub enum FieldKind {
 }
 
 impl TaskField {
-    pub const ALL: [TaskField; 22] = [
+    pub const ALL: [TaskField; 25] = [
         TaskField::Id,
         TaskField::Type,
         TaskField::State,
@@ -66,6 +72,9 @@ impl TaskField {
         TaskField::NextAttemptAt,
         TaskField::Deliveries,
         TaskField::Fence,
+        TaskField::RunAt,
+        TaskField::ExpiresAt,
+        TaskField::Reason,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +101,9 @@ impl TaskField {
             TaskField::NextAttemptAt => "next_attempt_at",
             TaskField::Deliveries => "deliveries",
             TaskField::Fence => "fence",
+            TaskField::RunAt => "run_at",
+            TaskField::ExpiresAt => "expires_at",
+            TaskField::Reason => "reason",
         }
     }
 
@@ -104,9 +116,11 @@ impl TaskField {
         match self {
             Payload | Result | Checkpoint => FieldKind::Json,
             Attempt | MaxAttempts | Priority | Progress | Deliveries | CreatedAt | StartedAt
-            | FinishedAt | UpdatedAt | CancelRequestedAt | NextAttemptAt => FieldKind::Number,
+            | FinishedAt | UpdatedAt | CancelRequestedAt | NextAttemptAt | RunAt | ExpiresAt => {
+                FieldKind::Number
+            }
             // The fence token is a u64 that JSON numbers (f64 in most readers) would round.
-            Id | Type | State | Error | ProgressMessage | Worker | TraceId | Fence => {
+            Id | Type | State | Error | ProgressMessage | Worker | TraceId | Fence | Reason => {
                 FieldKind::Text
             }
         }

@@ -58,6 +58,7 @@ impl TaskRecord {
 /// The counters of one type (`{ns}:stats:{type}`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TypeStats {
+    pub scheduled: i64,
     pub pending: i64,
     pub running: i64,
     pub retrying: i64,
@@ -73,6 +74,7 @@ impl TypeStats {
     fn from_pairs(map: &BTreeMap<String, i64>) -> Self {
         let get = |k: &str| map.get(k).copied().unwrap_or(0);
         Self {
+            scheduled: get("scheduled"),
             pending: get("pending"),
             running: get("running"),
             retrying: get("retrying"),
@@ -87,7 +89,7 @@ impl TypeStats {
 
     /// Tasks not yet in a terminal state.
     pub fn live(&self) -> i64 {
-        self.pending + self.running + self.retrying + self.cancelling
+        self.scheduled + self.pending + self.running + self.retrying + self.cancelling
     }
 }
 

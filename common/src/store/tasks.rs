@@ -19,6 +19,10 @@ pub struct NewTask<'a> {
     pub trace_id: Option<&'a str>,
     pub created_at: Option<u64>,
     pub idempotency_key: Option<&'a str>,
+    /// `scheduled` until then (ms).
+    pub run_at: Option<u64>,
+    /// Never run if not started by then (ms).
+    pub expires_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +76,10 @@ pub enum Claim {
     /// The task's run is alive (its lease holds) or its retry is not yet overdue:
     /// park this copy to check again after `delay`. Not counted as a delivery.
     Park { delay: Duration },
+    /// Scheduled and not yet due: publish this copy to wait `delay` more, drop this one.
+    Hop { delay: Duration },
+    /// Not started by its `expires_at`: now `cancelled` (reason `expired`); never start it.
+    Expired,
 }
 
 /// Why `claim.lua` dropped a delivery.

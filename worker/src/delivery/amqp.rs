@@ -90,12 +90,19 @@ impl Inbound for AmqpInbound {
         let body = env.to_bytes();
         let id = env.id.to_string();
         let tasks_exchange = link.names.tasks_exchange();
-        let (exchange, routing_key) = if delay.is_zero() {
-            (tasks_exchange.as_str(), env.task_type.to_string())
-        } else {
-            let ms = delay::quantize(delay);
-            let queue = delay::declare(&link.publish, &link.names, &env.task_type, ms);
-            ("", link.bounded("declaring a delay queue", queue).await?)
+        // Retries and parked copies wait their delay in one queue per (rounded) delay;
+        // scheduled tasks hop through a bounded set of tiers (see `delay::tier`).
+        let wait_ms = match kind {
+            _ if delay.is_zero() => None,
+            CopyKind::Scheduled => delay::tier(delay),
+            CopyKind::Attempt | CopyKind::Parked => Some(delay::quantize(delay)),
+        };
+        let (exchange, routing_key) = match wait_ms {
+            None => (tasks_exchange.as_str(), env.task_type.to_string()),
+            Some(ms) => {
+                let queue = delay::declare(&link.publish, &link.names, &env.task_type, ms);
+                ("", link.bounded("declaring a delay queue", queue).await?)
+            }
         };
         let msg = Publish {
             exchange,

@@ -24,6 +24,9 @@ pub(crate) enum Decision {
     /// copy that checks on it again after `delay`, then ack. Never counted as a
     /// delivery, so it cannot make the task poison.
     Park { delay: Duration },
+    /// Scheduled and not due: publish the same copy to wait `delay` more in the
+    /// delay tiers, then ack.
+    Hop { delay: Duration },
     /// Publish a dead copy saying why, then ack.
     DeadLetter {
         reason: DeadReason,
@@ -76,6 +79,8 @@ pub(crate) fn after_claim(claim: Option<Claim>, attempt: u32) -> ClaimStep {
             delay,
         },
         Some(Claim::Park { delay }) => Decision::Park { delay },
+        Some(Claim::Hop { delay }) => Decision::Hop { delay },
+        Some(Claim::Expired) => Decision::Ack,
         Some(Claim::Poison { deliveries }) => Decision::DeadLetter {
             reason: DeadReason::Poison,
             error: format!("poison message: delivered {deliveries} times without finishing"),

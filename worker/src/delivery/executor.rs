@@ -32,6 +32,15 @@ pub(crate) async fn execute<I: Inbound>(
                 }
             }
         }
+        Decision::Hop { delay } => {
+            match inbound.publish_copy(env, delay, priority, CopyKind::Scheduled).await {
+                Ok(()) => settle(inbound, env, priority, Settle::Ack).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not send a scheduled task on; handing the delivery back");
+                    settle(inbound, env, priority, Settle::Requeue).await
+                }
+            }
+        }
         Decision::Park { delay } => {
             if let Err(e) = park(inbound, env, delay, priority).await {
                 tracing::warn!(error = %e, "could not park the copy; handing the delivery back");

@@ -145,6 +145,7 @@ pub(crate) enum Did {
     Settled(Settle),
     PublishedAttempt { attempt: u32, delay: Duration },
     PublishedParked { attempt: u32, delay: Duration },
+    PublishedScheduled { delay: Duration },
     PublishedDead(DeadCopy),
     PublishedDeadElsewhere(DeadCopy),
 }
@@ -246,6 +247,7 @@ impl Inbound for FakeInbound {
         self.record(match kind {
             CopyKind::Attempt => Did::PublishedAttempt { attempt, delay },
             CopyKind::Parked => Did::PublishedParked { attempt, delay },
+            CopyKind::Scheduled => Did::PublishedScheduled { delay },
         });
         self.publish_result()
     }

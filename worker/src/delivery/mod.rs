@@ -133,6 +133,8 @@ fn log_claim(claim: &Claim) {
             next_attempt,
             "a failed attempt came back without its retry; scheduling the retry"
         ),
+        Claim::Hop { delay } => tracing::debug!(?delay, "scheduled; not due yet"),
+        Claim::Expired => tracing::info!("not started by its expires_at; cancelled as expired"),
         Claim::Park { delay } => tracing::debug!(
             ?delay,
             "the run of this task is alive elsewhere; parking this copy to check back"

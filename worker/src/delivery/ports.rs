@@ -86,6 +86,8 @@ pub(crate) enum CopyKind {
     Attempt,
     /// A parked copy: check on the run when it arrives.
     Parked,
+    /// A scheduled task on its way to its run_at, through the delay tiers.
+    Scheduled,
 }
 
 /// One delivery and the connection it came on.

@@ -35,6 +35,8 @@ impl Call for ClaimArgs<'_> {
         "redelivered",
         "fence",
         "parked",
+        "run_at",
+        "expires_at",
     ];
     type Reply = Claim;
 
@@ -65,7 +67,9 @@ impl Call for ClaimArgs<'_> {
             .flag(d.redelivered)
             // A string: Lua numbers are doubles, which would round a u64 token.
             .arg(d.token.to_string())
-            .flag(d.parked);
+            .flag(d.parked)
+            .arg(env.run_at.unwrap_or(0))
+            .arg(env.expires_at.unwrap_or(0));
     }
 
     fn read(&self, reply: &Value) -> Option<Claim> {
@@ -96,6 +100,10 @@ impl Call for ClaimArgs<'_> {
             [tag, delay_ms] if is(tag, "park") => Claim::Park {
                 delay: Duration::from_millis(count(delay_ms)?),
             },
+            [tag, delay_ms] if is(tag, "hop") => Claim::Hop {
+                delay: Duration::from_millis(count(delay_ms)?),
+            },
+            [tag] if is(tag, "expired") => Claim::Expired,
             [tag, deliveries] if is(tag, "poison") => Claim::Poison {
                 deliveries: count(deliveries)?,
             },
@@ -196,6 +204,13 @@ mod tests {
                     },
                 ),
                 (arr(vec![s("cancelled")]), Claim::Cancelled),
+                (
+                    arr(vec![s("hop"), Value::Int(900)]),
+                    Claim::Hop {
+                        delay: Duration::from_millis(900),
+                    },
+                ),
+                (arr(vec![s("expired")]), Claim::Expired),
                 (
                     arr(vec![s("park"), Value::Int(2500)]),
                     Claim::Park {

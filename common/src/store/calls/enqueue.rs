@@ -19,6 +19,8 @@ impl Call for NewTask<'_> {
         "created_at",
         "use_idempotency",
         "retention_ms",
+        "run_at",
+        "expires_at",
     ];
     type Reply = EnqueueOutcome;
 
@@ -43,12 +45,16 @@ impl Call for NewTask<'_> {
             .arg(self.trace_id.unwrap_or(""))
             .arg(self.created_at.unwrap_or(0))
             .flag(self.idempotency_key.is_some())
-            .arg(cx.retention_ms);
+            .arg(cx.retention_ms)
+            .arg(self.run_at.unwrap_or(0))
+            .arg(self.expires_at.unwrap_or(0));
     }
 
     fn read(&self, reply: &Value) -> Option<EnqueueOutcome> {
         match array(reply)? {
-            [tag, _] if is(tag, "created") => Some(EnqueueOutcome::Created),
+            [tag, state] if is(tag, "created") && (is(state, "pending") || is(state, "scheduled")) => {
+                Some(EnqueueOutcome::Created)
+            }
             [tag, id] if is(tag, "exists") => task_id(id).map(EnqueueOutcome::Exists),
             _ => None,
         }
@@ -72,6 +78,8 @@ mod tests {
             trace_id: None,
             created_at: None,
             idempotency_key: Some("k"),
+            run_at: None,
+            expires_at: None,
         });
     }
 
@@ -85,7 +93,7 @@ mod tests {
         with(|t| {
             let id = t.id.to_string();
             assert_eq!(
-                t.parse(arr(vec![s("created"), s(&id)])).expect("created"),
+                t.parse(arr(vec![s("created"), s("scheduled")])).expect("created"),
                 EnqueueOutcome::Created
             );
             assert_eq!(
