@@ -119,11 +119,9 @@ else -- running
   effective = attempt
 end
 
--- `deliveries` counts claims of this attempt: the poison bound. A running attempt
--- taken back by the worker that ran it was redelivered by that worker's own
--- reconnect, not by a crash: it does not count towards poison.
-local own_reconnect = state == 'running' and h[6] == worker
-if effective == rec_attempt and h[5] and not own_reconnect then
+-- `deliveries` counts claims of this attempt: the poison bound. A copy reaching this
+-- point found no live lease (a live one parks it above), whichever worker it is.
+if effective == rec_attempt and h[5] then
   deliveries = deliveries + 1
 else
   deliveries = 1

@@ -6,7 +6,7 @@ use crate::error::{ProducerError, Result};
 use crate::request::EnqueueRequest;
 use crate::transient::retry_within;
 use std::time::Duration;
-use taskfleet_common::amqp::{delay, Publish, Publisher, Topology};
+use taskfleet_common::amqp::{Publish, Publisher, Topology, delay};
 use taskfleet_common::envelope::Envelope;
 use taskfleet_common::store::{CancelResult, EnqueueOutcome, NewTask, TaskRecord};
 use taskfleet_common::{Config, Names, StateStore, TaskId, TaskState};

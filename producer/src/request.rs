@@ -68,7 +68,8 @@ impl EnqueueRequest {
                 "max attempts must be between 1 and 100".into(),
             ));
         }
-        let latest = now_ms() + taskfleet_common::amqp::delay::MAX_SCHEDULE_AHEAD.as_millis() as u64;
+        let latest =
+            now_ms() + taskfleet_common::amqp::delay::MAX_SCHEDULE_AHEAD.as_millis() as u64;
         if self.run_at.is_some_and(|at| at > latest) {
             return Err(ProducerError::Invalid(format!(
                 "run_at is more than {} days ahead, the longest delay",

@@ -173,3 +173,33 @@ async fn a_parked_run_whose_worker_is_killed_is_taken_over_after_its_lease() {
     fleet.teardown().await;
     rabbit.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_waiting_behind_parked_runs_is_parked_too() {
+    let rabbit = PrivateRabbit::start(CONSUMER_TIMEOUT).await;
+    let mut config = config_on(&rabbit, Duration::from_secs(1));
+    // One slot: once the first run parks, the broker hands over the second task,
+    // which can only wait for the slot.
+    config.worker.concurrency = 1;
+    let mut fleet = Fleet::with_config(config.clone()).await;
+    let runs = Arc::new(AtomicU32::new(0));
+    fleet
+        .start_worker_with(counting_worker(&config, runs.clone()))
+        .await;
+    fleet.wait_for_consumers("long", 1).await;
+    let ms = (CONSUMER_TIMEOUT * 3).as_millis();
+    let first = fleet.enqueue("long", &format!("{{\"ms\":{ms}}}")).await;
+    let second = fleet.enqueue("long", &format!("{{\"ms\":{ms}}}")).await;
+    for id in [first, second] {
+        fleet
+            .wait_for_state(&id, TaskState::Completed, Duration::from_secs(90))
+            .await;
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "each ran once");
+    assert!(
+        !rabbit.closed_a_channel_for_consumer_timeout().await,
+        "the waiting delivery was not held past consumer_timeout"
+    );
+    fleet.teardown().await;
+    rabbit.stop().await;
+}

@@ -5,8 +5,9 @@
 
 use crate::delivery::{self, AmqpInbound};
 use crate::shared::Shared;
-use futures_util::StreamExt;
 use futures_util::stream::select_all;
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use std::sync::Arc;
@@ -121,7 +122,7 @@ async fn session(
     }
     tracing::info!(worker = %shared.worker_id, types = ?shared.types, "consuming");
     let mut deliveries = select_all(consumers);
-    loop {
+    'session: loop {
         // A channel closed by the broker (a channel-level error) leaves the connection
         // up: reconnect rather than keep handing out deliveries that cannot be settled.
         if !link.is_connected() {
@@ -134,29 +135,37 @@ async fn session(
         if shared.health.is_down() {
             tokio::select! {
                 _ = shared.wait_for_redis(Duration::from_millis(500)) => {}
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => break 'session,
             }
         }
-        let permit = tokio::select! {
-            p = semaphore.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = shutdown.cancelled() => break,
+        // Parked runs hold their slots but no delivery, so the broker may send more
+        // than can run: one that waited `park_after` for a slot is parked unstarted.
+        let mut waited = tokio::time::interval_at(
+            tokio::time::Instant::now() + shared.config.worker.park_after,
+            shared.config.worker.park_after,
+        );
+        let permit = loop {
+            tokio::select! {
+                p = semaphore.clone().acquire_owned() => match p {
+                    Ok(p) => break p,
+                    Err(_) => break 'session,
+                },
+                _ = shutdown.cancelled() => break 'session,
+                _ = waited.tick() => {
+                    while let Some(Some((queue, Ok(delivery)))) = deliveries.next().now_or_never() {
+                        let inbound = inbound(shared, link, delivery, queue);
+                        tasks.spawn(delivery::park_unstarted(shared.clone(), inbound));
+                    }
+                }
+            }
         };
         let next = tokio::select! {
             d = deliveries.next() => d,
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break 'session,
         };
         match next {
             Some((queue, Ok(delivery))) => {
-                let inbound = AmqpInbound {
-                    link: link.clone(),
-                    delivery,
-                    queue,
-                    current: shared.link.clone(),
-                    parked: Default::default(),
-                };
+                let inbound = inbound(shared, link, delivery, queue);
                 let shared = shared.clone();
                 tasks.spawn(async move {
                     delivery::process(shared, inbound).await;
@@ -192,4 +201,14 @@ async fn session(
     };
     let _ = tokio::time::timeout(link.timeout, handed_back).await;
     Ok(())
+}
+
+fn inbound(shared: &Shared, link: &Arc<Link>, delivery: Delivery, queue: String) -> AmqpInbound {
+    AmqpInbound {
+        link: link.clone(),
+        delivery,
+        queue,
+        current: shared.link.clone(),
+        parked: Default::default(),
+    }
 }

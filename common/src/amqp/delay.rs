@@ -111,7 +111,10 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for ms in (64..=MAX_SCHEDULE_AHEAD.as_millis() as u64).step_by(997_331) {
             let t = tier(Duration::from_millis(ms)).expect("a tier");
-            assert!(t <= ms && t * 2 > ms.min(MIN_TIER_MS << (TIERS - 1)), "{ms} -> {t}");
+            assert!(
+                t <= ms && t * 2 > ms.min(MIN_TIER_MS << (TIERS - 1)),
+                "{ms} -> {t}"
+            );
             seen.insert(t);
         }
         assert!(seen.len() <= TIERS as usize, "{}", seen.len());

@@ -258,16 +258,22 @@ async fn a_workers_own_reconnect_does_not_count_towards_poison() {
     let deliveries =
         |r: Option<TaskRecord>| r.and_then(|r| r.field(TaskField::Deliveries).map(str::to_owned));
     let w1 = WorkerId::from("w1".to_owned());
-    let claim = s
-        .claim(&env, &resolved, &delivery(&w1, true, 2))
+    // w1's run holds a live lease; its own reconnect redelivers the copy: parked,
+    // not counted.
+    let _: i64 = redis::cmd("ZADD")
+        .arg(s.names().running_key())
+        .arg(u64::MAX / 2)
+        .arg(id.to_string())
+        .query_async(&mut s.conn())
+        .await
+        .expect("zadd");
+    let again = s
+        .claim(&env, &resolved, &delivery(&w1, true, 9))
         .await
         .expect("claim");
-    assert!(matches!(claim, Claim::Run { .. }), "{claim:?}");
-    assert_eq!(
-        deliveries(s.get(&id).await.expect("get")),
-        Some("1".into()),
-        "same worker: not a crash"
-    );
+    assert!(matches!(again, Claim::Park { .. }), "{again:?}");
+    let counted = deliveries(s.get(&id).await.expect("get"));
+    assert_eq!(counted, Some("1".into()), "same worker: not a crash");
     // Another worker takes over only once the lease ran out (a live one parks it).
     expire_lease(&s, &id).await;
     let w2 = WorkerId::from("w2".to_owned());
@@ -285,7 +291,7 @@ async fn a_workers_own_reconnect_does_not_count_towards_poison() {
         .finish(
             &id,
             &"echo".parse().expect("type"),
-            &fence("w1", 1, 2),
+            &fence("w1", 1, 1),
             &Outcome::Cancelled,
         )
         .await;

@@ -7,11 +7,13 @@
 use super::executor;
 use super::ports::{Inbound, TaskStore};
 use crate::handler::{DynHandler, TaskContext};
+use crate::inflight::InflightGuard;
 use crate::runner::{AttemptEnd, run_attempt};
 use crate::shared::Shared;
 use std::sync::Arc;
 use std::time::Instant;
 use taskfleet_common::envelope::{Envelope, Resolved};
+use taskfleet_common::reconnect::ReconnectPolicy;
 use taskfleet_common::store::Fence;
 
 /// One claimed attempt of a delivery's task.
@@ -28,7 +30,7 @@ pub(crate) async fn run<S: TaskStore, I: Inbound>(
     inbound: &I,
     handler: Arc<dyn DynHandler>,
     attempt: Attempt<'_>,
-) -> AttemptEnd {
+) -> (AttemptEnd, InflightGuard) {
     let Attempt {
         env,
         resolved,
@@ -60,10 +62,12 @@ pub(crate) async fn run<S: TaskStore, I: Inbound>(
         end = running => end,
         never = park_when_long(shared, inbound, env, resolved.priority) => never,
     };
-    drop(guard);
     metrics::histogram!("taskfleet_task_duration_seconds", "type" => env.task_type.to_string())
         .record(started.elapsed().as_secs_f64());
-    end
+    // The caller holds the registration until the outcome is committed: heartbeats go
+    // on renewing the lease, so a parked copy cannot take a finished run over while
+    // its commit rides out a Redis restart.
+    (end, guard)
 }
 
 /// Parks the delivery once the run has lasted `park_after`, then waits forever: the
@@ -76,13 +80,22 @@ async fn park_when_long<S, I: Inbound>(
 ) -> AttemptEnd {
     let w = &shared.config.worker;
     tokio::time::sleep(w.park_after).await;
-    if inbound.is_connected() {
+    // Keep trying while the delivery can still be settled: an unparked delivery would
+    // trip the broker's consumer_timeout and take its channel down.
+    let mut backoff = ReconnectPolicy::CALL.start();
+    while inbound.is_connected() {
         match executor::park(inbound, env, w.park_check_back(), priority).await {
-            Ok(()) => tracing::info!(
-                check_back = ?w.park_check_back(),
-                "still running after park_after; delivery parked, the run goes on"
-            ),
-            Err(e) => tracing::warn!(error = %e, "could not park a long run's delivery"),
+            Ok(()) => {
+                tracing::info!(
+                    check_back = ?w.park_check_back(),
+                    "still running after park_after; delivery parked, the run goes on"
+                );
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not park a long run's delivery; trying again");
+                tokio::time::sleep(backoff.pause()).await;
+            }
         }
     }
     std::future::pending().await

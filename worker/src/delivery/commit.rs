@@ -29,7 +29,12 @@ pub(crate) async fn commit<S: TaskStore, I: Inbound>(
                 shared.health.ok();
                 return Some(c);
             }
-            Err(e) if e.is_retryable() && inbound.is_connected() && Instant::now() < patience => {
+            // A parked run's delivery is settled already: its connection does not matter.
+            Err(e)
+                if e.is_retryable()
+                    && (inbound.parked() || inbound.is_connected())
+                    && Instant::now() < patience =>
+            {
                 shared.health.failed();
                 tracing::debug!(error = %e, "commit failed; retrying");
                 tokio::time::sleep(backoff.pause()).await;

@@ -33,7 +33,10 @@ pub(crate) async fn execute<I: Inbound>(
             }
         }
         Decision::Hop { delay } => {
-            match inbound.publish_copy(env, delay, priority, CopyKind::Scheduled).await {
+            match inbound
+                .publish_copy(env, delay, priority, CopyKind::Scheduled)
+                .await
+            {
                 Ok(()) => settle(inbound, env, priority, Settle::Ack).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not send a scheduled task on; handing the delivery back");
@@ -76,22 +79,25 @@ pub(crate) async fn park<I: Inbound>(
     inbound
         .publish_copy(env, delay, priority, CopyKind::Parked)
         .await?;
-    inbound.settle(Settle::Ack).await;
+    // Parked before the ack is sent: if the run ends meanwhile, its settlement must
+    // not be attempted on a delivery already acked.
     inbound.set_parked();
+    inbound.settle(Settle::Ack).await;
     metrics::counter!("taskfleet_parked_total", "type" => env.task_type.to_string()).increment(1);
     Ok(())
 }
 
 /// Settles the delivery, or, once it was parked (acked already), does what the
-/// settlement meant with a copy: a hand-back publishes the task afresh so it need
-/// not wait for its parked copy; an ack needs nothing.
+/// settlement meant with a copy: a hand-back publishes a copy so the task need not
+/// wait for its parked one; an ack needs nothing.
 async fn settle<I: Inbound>(inbound: &I, env: &Envelope, priority: u8, how: Settle) {
     if !inbound.parked() {
         return inbound.settle(how).await;
     }
     if how == Settle::Requeue {
-        let copy =
-            inbound.publish_copy(env, std::time::Duration::ZERO, priority, CopyKind::Attempt);
+        // As a parked copy: it runs at once if the task is back to `pending`, and waits
+        // for the lease if the record still says `running` (a commit that failed).
+        let copy = inbound.publish_copy(env, std::time::Duration::ZERO, priority, CopyKind::Parked);
         if let Err(e) = copy.await {
             tracing::warn!(error = %e, "could not hand back a parked run; its parked copy will");
         }

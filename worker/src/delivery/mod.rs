@@ -101,7 +101,7 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
         fence: &fence,
         checkpoint,
     };
-    let end = attempt::run(shared, inbound, handler, attempt).await;
+    let (end, in_flight) = attempt::run(shared, inbound, handler, attempt).await;
     let policy = AttemptPolicy {
         retry: RetryPolicy {
             max_attempts: resolved.max_attempts,
@@ -112,11 +112,36 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
     };
     let verdict = Verdict::of(end, fence.attempt, &policy);
     let commit = commit::commit(shared, inbound, env, &fence, &verdict).await;
+    drop(in_flight);
     if let Some(c) = &commit {
         commit::observe(c, &verdict, env);
     }
     let decision = decision::after_commit(commit.as_ref(), &verdict, fence.attempt);
     executor::execute(inbound, env, resolved.priority, decision).await
+}
+
+/// Parks a delivery that found no free slot for `park_after` (parked runs hold their
+/// slots but not their deliveries): a confirmed copy waits the check-back delay and
+/// the delivery is acknowledged, so it is never held past the broker's timeout. The
+/// copy runs when it comes back if the task is still `pending`.
+pub(crate) async fn park_unstarted<S: TaskStore, I: Inbound>(shared: Arc<Shared<S>>, inbound: I) {
+    let Ok(env) = Envelope::parse(inbound.body(), shared.config.payload_limit) else {
+        // Unparseable: the next worker with a free slot dead-letters it.
+        return inbound
+            .settle(taskfleet_common::amqp::Settle::Requeue)
+            .await;
+    };
+    let priority = env.resolve(&shared.config).priority;
+    let check_back = shared.config.worker.park_check_back();
+    match executor::park(&inbound, &env, check_back, priority).await {
+        Ok(()) => tracing::debug!(id = %env.id, "no free slot for park_after; parked unstarted"),
+        Err(e) => {
+            tracing::warn!(id = %env.id, error = %e, "could not park a delivery without a slot; handing it back");
+            inbound
+                .settle(taskfleet_common::amqp::Settle::Requeue)
+                .await
+        }
+    }
 }
 
 fn log_claim(claim: &Claim) {

@@ -387,7 +387,7 @@ async fn a_short_run_costs_no_parked_copy() {
 }
 
 #[tokio::test]
-async fn a_drained_parked_run_is_published_afresh_instead_of_requeued() {
+async fn a_drained_parked_run_is_handed_back_as_a_copy_instead_of_requeued() {
     let (s, inbound) = run_stopped_with(StopReason::Drained, parking_after(20), |i| {
         i.parked.load(std::sync::atomic::Ordering::Relaxed)
     })
@@ -400,7 +400,7 @@ async fn a_drained_parked_run_is_published_afresh_instead_of_requeued() {
             [
                 Did::PublishedParked { .. },
                 Did::Settled(Settle::Ack),
-                Did::PublishedAttempt {
+                Did::PublishedParked {
                     attempt: 1,
                     delay: Duration::ZERO
                 }

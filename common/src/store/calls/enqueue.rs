@@ -52,7 +52,9 @@ impl Call for NewTask<'_> {
 
     fn read(&self, reply: &Value) -> Option<EnqueueOutcome> {
         match array(reply)? {
-            [tag, state] if is(tag, "created") && (is(state, "pending") || is(state, "scheduled")) => {
+            [tag, state]
+                if is(tag, "created") && (is(state, "pending") || is(state, "scheduled")) =>
+            {
                 Some(EnqueueOutcome::Created)
             }
             [tag, id] if is(tag, "exists") => task_id(id).map(EnqueueOutcome::Exists),
@@ -93,7 +95,8 @@ mod tests {
         with(|t| {
             let id = t.id.to_string();
             assert_eq!(
-                t.parse(arr(vec![s("created"), s("scheduled")])).expect("created"),
+                t.parse(arr(vec![s("created"), s("scheduled")]))
+                    .expect("created"),
                 EnqueueOutcome::Created
             );
             assert_eq!(
