@@ -72,7 +72,7 @@ impl EnqueueRequest {
             now_ms() + taskfleet_common::amqp::delay::MAX_SCHEDULE_AHEAD.as_millis() as u64;
         if self.run_at.is_some_and(|at| at > latest) {
             return Err(ProducerError::Invalid(format!(
-                "run_at is more than {} days ahead, the longest delay",
+                "run_at (--delay, --at) is more than {} days ahead, the longest delay supported",
                 taskfleet_common::amqp::delay::MAX_SCHEDULE_AHEAD.as_secs() / 86_400
             )));
         }

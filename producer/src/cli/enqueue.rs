@@ -31,6 +31,15 @@ pub struct EnqueueArgs {
     /// Idempotency key: a second enqueue with the same key returns the first id
     #[arg(long)]
     pub key: Option<String>,
+    /// Run no earlier than this long from now, e.g. 90s, 2h (state `scheduled` until then)
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "at")]
+    pub delay: Option<Duration>,
+    /// Run no earlier than this time, RFC 3339 UTC, e.g. 2026-12-01T12:00:00Z (a time in the past runs now)
+    #[arg(long, value_parser = humantime::parse_rfc3339)]
+    pub at: Option<std::time::SystemTime>,
+    /// Never start it after this long from now (it ends `cancelled`, reason `expired`)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub expires: Option<Duration>,
     /// Read one JSON payload per stdin line; print one id per line
     #[arg(long, conflicts_with_all = ["payload", "key"])]
     pub batch: bool,
@@ -43,6 +52,18 @@ impl EnqueueArgs {
         req.max_attempts = self.max_attempts;
         req.timeout = self.timeout;
         req.idempotency_key = self.key.clone();
+        let now = crate::request::now_ms();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        req.run_at = match (self.delay, self.at) {
+            (Some(d), _) => Some(now.saturating_add(ms(d))),
+            (None, Some(at)) => Some(
+                at.duration_since(std::time::UNIX_EPOCH)
+                    .map(ms)
+                    .unwrap_or(0),
+            ),
+            (None, None) => None,
+        };
+        req.expires_at = self.expires.map(|d| now.saturating_add(ms(d)));
         Ok(req)
     }
 }
