@@ -103,6 +103,17 @@ impl Names {
         format!("{}:reaper", self.ns)
     }
 
+    /// A schedule's state (`next_at last_at last_id leader ...`), also its leader lease:
+    /// each schedule is led on its own key, so its scripts touch one key (one slot).
+    pub fn schedule_key(&self, name: &str) -> String {
+        format!("{}:schedule:{}", self.ns, name)
+    }
+
+    /// Pattern matching every schedule's key (`taskfleet schedules` scans it).
+    pub fn schedule_pattern(&self) -> String {
+        format!("{}:schedule:*", self.ns)
+    }
+
     /// Pattern matching every Redis key of the namespace (for cleanup and tests).
     pub fn redis_pattern(&self) -> String {
         format!("{}:*", self.ns)

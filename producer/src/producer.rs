@@ -254,3 +254,29 @@ pub async fn workers_json(store: &StateStore) -> Result<serde_json::Value> {
         .collect();
     Ok(serde_json::Value::Array(list))
 }
+
+/// `{"schedules": [{name, type, cron|every, next_at, last_at, last_id, leader}]}`, as
+/// `schedules --json` and `GET /v1/schedules` show them.
+pub async fn schedules_json(store: &StateStore) -> Result<serde_json::Value> {
+    let list: Vec<serde_json::Value> = store
+        .schedules()
+        .await?
+        .into_iter()
+        .map(|s| {
+            let mut v = serde_json::Map::new();
+            v.insert("name".into(), s.name.into());
+            for (k, val) in s.fields {
+                let value = match k.as_str() {
+                    "next_at" | "last_at" | "leader_until" => val
+                        .parse::<u64>()
+                        .map(serde_json::Value::from)
+                        .unwrap_or(serde_json::Value::String(val)),
+                    _ => serde_json::Value::String(val),
+                };
+                v.insert(k, value);
+            }
+            serde_json::Value::Object(v)
+        })
+        .collect();
+    Ok(serde_json::json!({ "schedules": list }))
+}

@@ -11,6 +11,7 @@
 //! - `reporter`: progress and checkpoints to the store, bounded and fenced
 //! - `runner`: one attempt against its timeout, stop signal and grace period
 //! - `inflight`: running attempts and their stop switches
+//! - `scheduler`: the elected leader of each `[schedules.NAME]` enqueues its ticks
 //! - `liveness`: heartbeats, lease renewal, the reaper, the cancellation listener
 //! - `dead`: publishing to the dead-letter queue with headers saying why
 //!
@@ -28,6 +29,7 @@ mod inflight;
 mod liveness;
 mod reporter;
 mod runner;
+mod scheduler;
 mod shared;
 mod worker;
 

@@ -8,6 +8,7 @@ use crate::exec::Exec;
 use crate::handler::{DynHandler, Handler};
 use crate::inflight::StopReason;
 use crate::liveness;
+use crate::scheduler;
 use crate::shared::Shared;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -107,6 +108,10 @@ impl Worker {
         abort: CancellationToken,
     ) -> Result<(), WorkerError> {
         let types = self.types()?;
+        let schedules = self
+            .config
+            .parsed_schedules()
+            .map_err(|e| WorkerError::Config(e.to_string()))?;
         let c = &self.config;
         let names = Names::new(c.namespace.clone());
         let store =
@@ -145,6 +150,12 @@ impl Worker {
             shared.clone(),
             background.clone(),
         ));
+        // A draining worker leads no schedule: another takes over within a lease.
+        let sc = tokio::spawn(scheduler::scheduler_loop(
+            shared.clone(),
+            schedules,
+            shutdown.clone(),
+        ));
 
         let mut tasks = JoinSet::new();
         let link = consumer::run(shared.clone(), shutdown.clone(), &mut tasks).await;
@@ -155,7 +166,7 @@ impl Worker {
             link.close().await;
         }
         background.cancel();
-        let _ = tokio::join!(hb, rp, cl);
+        let _ = tokio::join!(hb, rp, cl, sc);
         if let Err(e) = shared.store.deregister(&shared.worker_id).await {
             tracing::warn!(error = %e, "could not deregister");
         }

@@ -36,6 +36,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub http: HttpConfig,
     pub log_format: LogFormat,
+    /// `[schedules.NAME]`: tasks enqueued on a cron or interval schedule.
+    pub schedules: BTreeMap<String, ScheduleConfig>,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             http: HttpConfig::default(),
             log_format: LogFormat::Human,
+            schedules: BTreeMap::new(),
         }
     }
 }
@@ -334,6 +337,7 @@ impl Config {
             self.defaults.priority,
             &self.defaults.backoff,
         )?;
+        self.parsed_schedules()?;
         for (name, t) in &self.types {
             let key = format!("types.{name}");
             if name.parse::<TaskType>().is_err() {
@@ -420,6 +424,19 @@ fn validate_type_defaults(
     }
     Ok(())
 }
+
+/// Every `[schedules.NAME]`, checked and parsed.
+impl Config {
+    pub fn parsed_schedules(&self) -> Result<Vec<Schedule>, ConfigError> {
+        self.schedules
+            .iter()
+            .map(|(name, s)| s.parse(name))
+            .collect()
+    }
+}
+
+mod schedules;
+pub use schedules::{CatchUp, Schedule, ScheduleConfig, Timing};
 
 #[cfg(test)]
 mod tests;

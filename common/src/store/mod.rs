@@ -19,12 +19,14 @@ mod fields;
 mod fleet;
 mod read;
 mod reply;
+mod schedules;
 mod scripts;
 mod tasks;
 
 pub use fields::{FieldKind, TaskField};
 pub use fleet::{Beat, HeartbeatArgs, Registration, WorkerInfo, WorkerStatus};
 pub use read::{TaskRecord, TypeStats};
+pub use schedules::{Lead, LeadRequest, ScheduleInfo};
 pub use tasks::{
     CancelResult, Claim, Commit, DeliveryClaim, DropReason, EnqueueOutcome, Fence, NewTask,
     Outcome, ReplayRefusal, Report,

@@ -42,6 +42,8 @@ pub(crate) struct Scripts {
     pub deregister: Script,
     pub reap: Script,
     pub replay: Script,
+    pub lead: Script,
+    pub fired: Script,
 }
 
 impl Scripts {
@@ -59,6 +61,8 @@ impl Scripts {
             deregister: with_prelude(include_str!("../../lua/deregister.lua")),
             reap: with_prelude(include_str!("../../lua/reap.lua")),
             replay: with_prelude(include_str!("../../lua/replay.lua")),
+            lead: with_prelude(include_str!("../../lua/lead.lua")),
+            fired: with_prelude(include_str!("../../lua/fired.lua")),
         }
     }
 }

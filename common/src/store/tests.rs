@@ -435,3 +435,78 @@ async fn a_parked_copy_of_a_failed_run_reschedules_only_an_overdue_retry() {
     );
     s.purge_namespace().await.expect("cleanup");
 }
+
+#[tokio::test]
+async fn one_worker_leads_a_schedule_until_its_lease_lapses() {
+    use crate::store::{Lead, LeadRequest};
+    let s = store().await;
+    let (w1, w2) = (
+        WorkerId::from("w1".to_owned()),
+        WorkerId::from("w2".to_owned()),
+    );
+    let ask = |w| LeadRequest {
+        schedule: "nightly",
+        worker: w,
+        lease: Duration::from_millis(300),
+        task_type: "echo",
+    };
+    let timing = || ("every", "1s".to_owned());
+    let first = s.lead(ask(&w1), timing()).await.expect("lead");
+    assert!(
+        matches!(first, Lead::Leading { next_at: None, .. }),
+        "{first:?}"
+    );
+    assert!(s.fired("nightly", &w1, 5_000, None).await.expect("fired"));
+    let second = s.lead(ask(&w2), timing()).await.expect("lead");
+    assert_eq!(
+        second,
+        Lead::Follower {
+            leader: "w1".into()
+        }
+    );
+    assert!(
+        !s.fired("nightly", &w2, 9_000, None).await.expect("fenced"),
+        "a follower records nothing"
+    );
+    let renewed = s.lead(ask(&w1), timing()).await.expect("lead");
+    assert!(
+        matches!(
+            renewed,
+            Lead::Leading {
+                next_at: Some(5_000),
+                ..
+            }
+        ),
+        "{renewed:?}"
+    );
+    // w1 stops renewing: within the lease w2 takes over, and w1 is fenced.
+    let taken = eventually_leads(&s, ask(&w2)).await;
+    assert!(
+        matches!(
+            taken,
+            Lead::Leading {
+                next_at: Some(5_000),
+                ..
+            }
+        ),
+        "{taken:?}"
+    );
+    assert!(!s.fired("nightly", &w1, 6_000, None).await.expect("fenced"));
+    s.purge_namespace().await.expect("cleanup");
+}
+
+async fn eventually_leads(
+    s: &StateStore,
+    ask: crate::store::LeadRequest<'_>,
+) -> crate::store::Lead {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let lead = s.lead(ask, ("every", "1s".to_owned())).await.expect("lead");
+        if matches!(lead, crate::store::Lead::Leading { .. })
+            || std::time::Instant::now() > deadline
+        {
+            return lead;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -6,6 +6,7 @@ mod enqueue;
 pub mod exit;
 mod inspect;
 mod lines;
+mod schedules;
 
 use crate::error::ProducerError;
 use clap::{Parser, Subcommand};
@@ -70,6 +71,11 @@ pub enum Command {
     },
     /// Print state transitions as they happen (until Ctrl-C)
     Watch,
+    /// Cron and interval schedules: next and last fire, leader
+    Schedules {
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the HTTP API
     Serve {
         /// Address to listen on [default: http.listen, 127.0.0.1:8080]
@@ -116,6 +122,7 @@ pub async fn run(args: Args) -> ExitCode {
             Command::Stats { json } => inspect::stats(config, json).await,
             Command::Workers { json } => inspect::workers(config, json).await,
             Command::Watch => inspect::watch(config).await,
+            Command::Schedules { json } => schedules::run(config, json).await,
             Command::Serve { listen } => serve(config, listen).await,
             Command::Dead { command } => dead::run(config, command).await,
         }

@@ -14,6 +14,7 @@ mod heartbeat;
 mod reap;
 mod replay;
 mod report;
+mod schedule;
 
 pub(crate) use abandon::AbandonArgs;
 pub(crate) use cancel::CancelArgs;
@@ -23,6 +24,7 @@ pub(crate) use finish::FinishArgs;
 pub(crate) use reap::ReapArgs;
 pub(crate) use replay::ReplayArgs;
 pub(crate) use report::ReportArgs;
+pub(crate) use schedule::{FiredArgs, LeadArgs};
 
 use super::reply::unexpected;
 use super::scripts::Scripts;
