@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use taskfleet_common::TaskId;
@@ -12,6 +13,8 @@ use taskfleet_worker::{Handler, handler_fn};
 #[derive(Clone, Default)]
 pub struct RunLog {
     runs: Arc<Mutex<HashMap<TaskId, u32>>>,
+    // Runs whose handler returned (its outcome then goes to the commit).
+    returned: Arc<AtomicU64>,
 }
 
 impl RunLog {
@@ -25,10 +28,12 @@ impl RunLog {
         let log = self.clone();
         handler_fn(move |ctx, payload: Value| {
             log.count(ctx.id());
+            let returned = log.returned.clone();
             async move {
                 if !pause.is_zero() {
                     tokio::time::sleep(pause).await;
                 }
+                returned.fetch_add(1, Ordering::SeqCst);
                 Ok(payload)
             }
         })
@@ -50,6 +55,12 @@ impl RunLog {
     pub fn total(&self) -> u64 {
         let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
         runs.values().map(|&n| u64::from(n)).sum()
+    }
+
+    /// Runs started whose handler has not returned yet.
+    pub fn in_flight(&self) -> u64 {
+        self.total()
+            .saturating_sub(self.returned.load(Ordering::SeqCst))
     }
 
     /// The tasks of `ids` that did not run exactly once, with their run counts.
