@@ -11,14 +11,17 @@
 //! - `process`: the real binaries (`taskfleet` CLI runs, `taskfleet-worker` processes)
 //! - `procfs`: other processes from /proc (alive, peak memory)
 //! - `logs`: where worker processes log; `scratch`: a temporary directory per test
+//! - `silent`: a listener that accepts and never answers (timeouts)
 //! - `private_redis`: a `redis-server` of a test's own (ACL users, restarts)
 //! - `redis_direct`: a plain Redis connection (PING, scans)
 //! - `files`: file access off the runtime threads
 //! - `wait`: polling with a deadline; `record`: reading a task's record
 //! - `cancel`, `retries`: helpers of the cancellation and retry tests
-//! - `chaos`: the scenarios of `scripts/chaos`
+//! - `runs`: handlers that count their runs (exactly once, by what ran)
+//! - `chaos`: the scenarios of `scripts/chaos`; `bench`: probes of `scripts/bench`
 
 pub mod amqp;
+pub mod bench;
 pub mod cancel;
 pub mod chaos;
 pub mod files;
@@ -32,7 +35,9 @@ pub mod rabbitmqctl;
 pub mod record;
 pub mod redis_direct;
 pub mod retries;
+pub mod runs;
 pub mod scratch;
+pub mod silent;
 pub mod wait;
 
 pub use wait::{eventually, poll_until};

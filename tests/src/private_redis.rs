@@ -1,6 +1,8 @@
-//! A `redis-server` of a test's own, on a free port of 127.0.0.1, with no persistence:
-//! for what a test must not do to the shared server (ACL users, a restart, a shutdown
-//! under load). Killed on drop, its directory removed.
+//! A `redis-server` of a test's own, on a free port of 127.0.0.1: for what a test must
+//! not do to the shared server (ACL users, a restart, a shutdown under load). Without
+//! persistence (`start`), or with an append-only file synced at every write
+//! (`start_persistent`), so that a crash-restart keeps every acknowledged write.
+//! Killed on drop, its directory removed.
 //!
 //! ```no_run
 //! # async fn f() {
@@ -27,6 +29,8 @@ pub struct PrivateRedis {
     // dropped (killed) before its directory is removed.
     child: Option<Child>,
     port: u16,
+    // Whether it keeps its data across `stop`/`start_again` (AOF, fsync always).
+    persistent: bool,
     // The server's working directory and log.
     dir: Scratch,
 }
@@ -34,9 +38,20 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts a server on a free port and waits until it answers.
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// Starts a server that writes every change to its append-only file before it
+    /// answers: a `restart` (SIGKILL, start again) loses nothing acknowledged.
+    pub async fn start_persistent() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(persistent: bool) -> Self {
         let mut redis = Self {
             child: None,
             port: crate::free_port().await,
+            persistent,
             dir: Scratch::named("private-redis"),
         };
         redis.start_again().await;
@@ -91,14 +106,26 @@ impl PrivateRedis {
         }
     }
 
-    /// Starts the server again on the same port, empty, and waits until it answers.
+    /// Starts the server again on the same port (empty unless persistent) and waits
+    /// until it answers.
     pub async fn start_again(&mut self) {
         assert!(self.child.is_none(), "the private Redis already runs");
         let log = crate::files::create(self.dir.path("redis.log")).await;
         let err = log.try_clone().expect("redis log file");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(if self.persistent {
+                [
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                ]
+            } else {
+                ["--save", "", "--appendonly", "no", "--appendfsync", "no"]
+            })
             .arg("--dir")
             .arg(self.dir.root())
             .stdin(Stdio::null())
@@ -121,7 +148,8 @@ impl PrivateRedis {
         );
     }
 
-    /// `stop`, then `start_again`: a restart that loses everything.
+    /// `stop`, then `start_again`: a crash and restart (that loses everything unless
+    /// the server is persistent).
     pub async fn restart(&mut self) {
         self.stop().await;
         self.start_again().await;

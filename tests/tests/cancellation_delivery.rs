@@ -2,53 +2,46 @@
 //! `{ns}:cancellations` pub/sub notice within milliseconds, a listener that
 //! resubscribes at once after losing its connection and finds what was published
 //! meanwhile, and the heartbeat check when no notice arrives.
+//!
+//! Each test whose listener is cut runs on a private Redis, where the worker's
+//! listener is the only pub/sub client (no other test's connection can be taken for
+//! it), with heartbeats so rare that only the pub/sub path can stop a task in time.
+//! How fast (median cancel latency, resubscribe pause) is `scripts/bench`'s business.
 
-use std::time::Duration;
-use taskfleet_common::TaskState;
+use redis::aio::MultiplexedConnection;
+use std::time::{Duration, Instant};
 use taskfleet_common::store::CancelResult;
+use taskfleet_common::{Config, TaskState};
 use taskfleet_tests::cancel::cancel_latency_ms;
 use taskfleet_tests::logs::{log_contains, log_path, log_text};
 use taskfleet_tests::private_redis::PrivateRedis;
 use taskfleet_tests::process::WorkerProcess;
-use taskfleet_tests::{Fleet, eventually, redis_direct, test_config};
+use taskfleet_tests::{Fleet, eventually, test_config};
+use taskfleet_worker::Worker;
 
-const HEARTBEAT: Duration = Duration::from_millis(300);
+/// The heartbeat of the heartbeat-only test: long enough that "within a few
+/// intervals" is a bound a loaded machine meets.
+const HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// Local ports of this process's TCP connections to `redis_port`.
-fn own_ports_to(redis_port: u16) -> Vec<u16> {
-    let inodes: std::collections::HashSet<String> = std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter_map(|l| {
-            let l = l.to_string_lossy().into_owned();
-            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
-        })
-        .collect();
-    let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
-    ["/proc/self/net/tcp", "/proc/self/net/tcp6"]
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok())
-        .flat_map(|t| t.lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            let (local, remote, inode) = (cols.get(1)?, cols.get(2)?, cols.get(9)?);
-            (port(remote)? == redis_port && inodes.contains(*inode)).then(|| port(local))?
-        })
-        .collect()
+/// Heartbeats (and leases) so rare that they never stop a task within these tests'
+/// bounds: what stops it there is the pub/sub notice.
+const RARE_HEARTBEAT: Duration = Duration::from_secs(30);
+const RARE_LEASE: Duration = Duration::from_secs(90);
+
+/// Within this of the request, a task stopped by the notice (or by the flag check on
+/// resubscribing), never by a rare heartbeat.
+const NOTICE_BOUND_MS: u64 = 3_000;
+
+/// A configuration on `redis` whose heartbeats are rare.
+fn rare_heartbeats(redis: &PrivateRedis) -> Config {
+    let mut config = test_config();
+    config.redis_url = redis.url();
+    config.worker.heartbeat_interval = RARE_HEARTBEAT;
+    config.worker.lease = RARE_LEASE;
+    config
 }
 
-fn redis_port(client: &redis::Client) -> u16 {
-    client
-        .get_connection_info()
-        .addr()
-        .to_string()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("redis port")
-}
-
-async fn subscribers(conn: &mut redis::aio::MultiplexedConnection, channel: &str) -> i64 {
+async fn subscribers(conn: &mut MultiplexedConnection, channel: &str) -> i64 {
     let (_, n): (String, i64) = redis::cmd("PUBSUB")
         .arg("NUMSUB")
         .arg(channel)
@@ -58,7 +51,7 @@ async fn subscribers(conn: &mut redis::aio::MultiplexedConnection, channel: &str
     n
 }
 
-async fn wait_for_subscribers(conn: &redis::aio::MultiplexedConnection, channel: &str, n: i64) {
+async fn wait_for_subscribers(conn: &MultiplexedConnection, channel: &str, n: i64) {
     eventually(
         Duration::from_secs(10),
         &format!("{n} subscriber(s) on {channel}"),
@@ -70,54 +63,48 @@ async fn wait_for_subscribers(conn: &redis::aio::MultiplexedConnection, channel:
     .await;
 }
 
-/// Kills the pub/sub connection of this process that listens on `channel` (found by
-/// trying this process's pub/sub connections, newest first, until nobody listens).
-/// The list is read again each round: another test of this binary may have made a
-/// listener reconnect meanwhile, on a connection the first list did not have.
-async fn kill_listener(conn: &mut redis::aio::MultiplexedConnection, channel: &str, port: u16) {
-    let mut killed = std::collections::HashSet::new();
-    for _ in 0..50 {
-        // /proc is read off the runtime's threads.
-        let ours = tokio::task::spawn_blocking(move || own_ports_to(port))
-            .await
-            .expect("/proc reader");
-        let list: String = redis::cmd("CLIENT")
-            .arg("LIST")
-            .arg("TYPE")
-            .arg("pubsub")
-            .query_async(conn)
-            .await
-            .expect("CLIENT LIST");
-        let mut candidates: Vec<u64> = list
-            .lines()
-            .filter_map(|l| {
-                let field = |k: &str| {
-                    l.split_whitespace()
-                        .find_map(|f| f.strip_prefix(k).map(str::to_owned))
-                };
-                let client_port: u16 = field("addr=")?.rsplit(':').next()?.parse().ok()?;
-                ours.contains(&client_port)
-                    .then(|| field("id=")?.parse().ok())?
-            })
-            .filter(|id| !killed.contains(id))
-            .collect();
-        candidates.sort_unstable_by(|a, b| b.cmp(a));
-        for id in candidates {
-            killed.insert(id);
-            let _: redis::Value = redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("ID")
-                .arg(id)
-                .query_async(conn)
-                .await
-                .expect("CLIENT KILL");
-            if subscribers(conn, channel).await == 0 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no pub/sub connection of this process listens on {channel}");
+/// Ids of the server's pub/sub clients (`CLIENT LIST TYPE pubsub`).
+async fn pubsub_clients(conn: &mut MultiplexedConnection) -> Vec<u64> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(conn)
+        .await
+        .expect("CLIENT LIST");
+    list.lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|f| f.strip_prefix("id="))?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Kills the worker's cancellation listener. On a test's private Redis it is the
+/// only pub/sub client: asserted (one client, subscribed to `channel`) before it is
+/// killed, so that no other connection is ever taken for it.
+async fn kill_the_listener(conn: &mut MultiplexedConnection, channel: &str) {
+    let clients = pubsub_clients(conn).await;
+    assert_eq!(
+        clients.len(),
+        1,
+        "the worker's listener is the only pub/sub client: {clients:?}"
+    );
+    assert_eq!(
+        subscribers(conn, channel).await,
+        1,
+        "it listens on {channel}"
+    );
+    let _: redis::Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(clients[0])
+        .query_async(conn)
+        .await
+        .expect("CLIENT KILL");
+    wait_for_subscribers(conn, channel, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,6 +117,7 @@ async fn cancellation_without_the_pubsub_message_stops_within_one_heartbeat() {
     let mut config = test_config();
     config.redis_url = redis.url();
     config.worker.heartbeat_interval = HEARTBEAT;
+    config.worker.lease = HEARTBEAT * 5;
     let fleet = Fleet::with_config(config).await;
     let events = format!("&{}", fleet.names().events_channel());
     redis
@@ -169,7 +157,8 @@ async fn cancellation_without_the_pubsub_message_stops_within_one_heartbeat() {
         "nobody listens on {channel}"
     );
 
-    let generous = HEARTBEAT * 4;
+    // A few intervals: the check runs at every beat, not at some later pass.
+    let generous = HEARTBEAT * 3;
     let mut latencies = Vec::new();
     // A few rounds, so the request lands at different points of the heartbeat cycle.
     for _ in 0..3 {
@@ -183,7 +172,7 @@ async fn cancellation_without_the_pubsub_message_stops_within_one_heartbeat() {
             CancelResult::State(TaskState::Cancelling)
         );
         let r = fleet
-            .wait_for_state(&id, TaskState::Cancelled, Duration::from_secs(5))
+            .wait_for_state(&id, TaskState::Cancelled, Duration::from_secs(10))
             .await;
         let latency = cancel_latency_ms(&r);
         latencies.push(latency);
@@ -209,59 +198,79 @@ async fn cancellation_without_the_pubsub_message_stops_within_one_heartbeat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_listener_resubscribes_at_once_after_losing_its_connection() {
-    let mut fleet = Fleet::new().await;
+    let redis = PrivateRedis::start().await;
+    let mut fleet = Fleet::with_config(rare_heartbeats(&redis)).await;
     fleet.start_worker().await;
     let channel = fleet.names().cancellations_channel();
-    let client = redis::Client::open(fleet.config.redis_url.as_str()).expect("redis url");
-    let redis_port = redis_port(&client);
-    let mut conn = redis_direct::connection(&fleet.config.redis_url).await;
+    let mut conn = redis.connection().await;
     wait_for_subscribers(&conn, &channel, 1).await;
 
+    // Seven losses in a row: a backoff that is never reset would pause 200 ms, 0.4,
+    // 0.8, 1.6, 3.2, then 5 s (±20 %); "at once" is the shortest pause each time.
     let mut gaps = Vec::new();
-    for _ in 0..5 {
-        kill_listener(&mut conn, &channel, redis_port).await;
-        let lost = std::time::Instant::now();
+    for _ in 0..7 {
+        kill_the_listener(&mut conn, &channel).await;
+        let lost = Instant::now();
         wait_for_subscribers(&conn, &channel, 1).await;
         gaps.push(lost.elapsed().as_millis() as u64);
     }
     eprintln!("resubscribed after {gaps:?} ms");
     assert!(
-        gaps.iter().all(|&ms| ms < 1000),
+        gaps.iter().all(|&ms| ms < 3_000),
         "each loss is repaired at once, not after a growing pause: {gaps:?} ms"
     );
 
-    // And the repaired subscription delivers.
+    // And the repaired subscription delivers: with heartbeats every 30 s, only the
+    // notice can stop the task within seconds.
     let id = fleet.enqueue("sleep", r#"{"ms":60000}"#).await;
     fleet
         .wait_for_state(&id, TaskState::Running, Duration::from_secs(10))
         .await;
     fleet.store.cancel(&id).await.expect("redis answers");
     let r = fleet
-        .wait_for_state(&id, TaskState::Cancelled, Duration::from_secs(5))
+        .wait_for_state(&id, TaskState::Cancelled, Duration::from_secs(10))
         .await;
-    assert!(cancel_latency_ms(&r) < 1000, "{:?}", r.fields);
+    let latency = cancel_latency_ms(&r);
+    assert!(
+        latency < NOTICE_BOUND_MS,
+        "stopped by the notice, not a heartbeat: {latency} ms"
+    );
     fleet.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_published_while_the_listener_reconnects_is_found_on_resubscribing() {
-    let mut config = test_config();
-    // Heartbeats too rare to be what finds it.
-    config.worker.heartbeat_interval = Duration::from_secs(10);
-    config.worker.lease = Duration::from_secs(30);
-    let mut fleet = Fleet::with_config(config).await;
-    fleet.start_worker().await;
+    let redis = PrivateRedis::start().await;
+    let mut fleet = Fleet::with_config(rare_heartbeats(&redis)).await;
+    // The worker's own user, whose channels the test can take away and give back.
+    let events = format!("&{}", fleet.names().events_channel());
     let channel = fleet.names().cancellations_channel();
-    let client = redis::Client::open(fleet.config.redis_url.as_str()).expect("redis url");
-    let redis_port = redis_port(&client);
-    let mut conn = redis_direct::connection(&fleet.config.redis_url).await;
+    let cancellations = format!("&{channel}");
+    redis
+        .add_user(
+            "w",
+            "pw",
+            &["~*", "resetchannels", &events, &cancellations, "+@all"],
+        )
+        .await;
+    let mut worker_config = fleet.config.clone();
+    worker_config.redis_url = redis.url_as("w", "pw");
+    fleet
+        .start_worker_with(Worker::new(worker_config).expect("worker builds"))
+        .await;
+    let mut conn = redis.connection().await;
     wait_for_subscribers(&conn, &channel, 1).await;
     let id = fleet.enqueue("sleep", r#"{"ms":60000}"#).await;
     fleet
         .wait_for_state(&id, TaskState::Running, Duration::from_secs(10))
         .await;
 
-    kill_listener(&mut conn, &channel, redis_port).await;
+    // Cut the listener and keep it out (its resubscribing is refused meanwhile), so
+    // the notice surely goes out while nobody listens.
+    redis.add_user("w", "pw", &["resetchannels", &events]).await;
+    if subscribers(&mut conn, &channel).await > 0 {
+        kill_the_listener(&mut conn, &channel).await;
+    }
     assert_eq!(
         fleet.store.cancel(&id).await.expect("redis answers"),
         CancelResult::State(TaskState::Cancelling)
@@ -271,13 +280,17 @@ async fn cancellation_published_while_the_listener_reconnects_is_found_on_resubs
         0,
         "the notice went out while nobody listened"
     );
+    let r = fleet.record(&id).await.expect("record");
+    assert_eq!(r.state(), Some(TaskState::Cancelling), "not stopped yet");
+    redis.add_user("w", "pw", &[&cancellations]).await;
+
     let r = fleet
         .wait_for_state(&id, TaskState::Cancelled, Duration::from_secs(15))
         .await;
     let latency = cancel_latency_ms(&r);
     eprintln!("cancel published during a reconnect: cancelled after {latency} ms");
     assert!(
-        latency < 1500,
+        latency < NOTICE_BOUND_MS * 2,
         "found when the listener came back, not at the next heartbeat: {latency} ms"
     );
     fleet.teardown().await;
@@ -287,6 +300,9 @@ async fn cancellation_published_while_the_listener_reconnects_is_found_on_resubs
 async fn running_tasks_are_cancelled_in_milliseconds_not_heartbeats() {
     let mut config = test_config();
     config.worker.concurrency = 16;
+    // Heartbeats every 30 s: a task stopped within seconds was told by pub/sub.
+    config.worker.heartbeat_interval = RARE_HEARTBEAT;
+    config.worker.lease = RARE_LEASE;
     let mut fleet = Fleet::with_config(config).await;
     fleet.start_worker().await;
     fleet.start_worker().await;
@@ -303,22 +319,21 @@ async fn running_tasks_are_cancelled_in_milliseconds_not_heartbeats() {
     for id in &ids {
         fleet.store.cancel(id).await.expect("redis answers");
         let r = fleet
-            .wait_for_state(id, TaskState::Cancelled, Duration::from_secs(5))
+            .wait_for_state(id, TaskState::Cancelled, Duration::from_secs(10))
             .await;
         latencies.push(cancel_latency_ms(&r));
     }
     latencies.sort_unstable();
-    let (p50, max) = (
-        latencies[latencies.len() / 2],
-        latencies[latencies.len() - 1],
-    );
     eprintln!(
-        "cancel latency over {} running tasks: p50 {p50} ms, max {max} ms",
-        ids.len()
+        "cancel latency over {} running tasks: p50 {} ms, max {} ms (targets: scripts/bench)",
+        ids.len(),
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
     );
-    assert!(max < 1000, "{latencies:?}");
-    // The heartbeat check alone would give a median near half an interval (150 ms).
-    assert!(p50 < 100, "pub/sub drives the latency: {latencies:?}");
+    assert!(
+        latencies.iter().all(|&ms| ms < NOTICE_BOUND_MS),
+        "each stopped by its notice, long before a heartbeat: {latencies:?}"
+    );
     let s = fleet.stats("sleep").await;
     assert_eq!((s.cancelled, s.live()), (30, 0));
     fleet.teardown().await;

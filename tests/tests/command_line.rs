@@ -1,10 +1,12 @@
 //! The `taskfleet` command line: exit codes and one-line errors from the contract.
 
 use std::time::{Duration, Instant};
+use taskfleet_common::Config;
 use taskfleet_common::TaskState;
-use taskfleet_tests::process::cli;
+use taskfleet_tests::process::{cli, cli_with_env};
 use taskfleet_tests::scratch::Scratch;
-use taskfleet_tests::{Fleet, test_config};
+use taskfleet_tests::silent::SilentListener;
+use taskfleet_tests::{Fleet, cleanup, test_config};
 
 fn one_line(stderr: &str) {
     assert_eq!(
@@ -137,16 +139,55 @@ async fn unreachable_servers_exit_3_within_seconds() {
     assert!(!err.contains("guest:guest"), "no password in errors: {err}");
     one_line(&err);
 
-    // A black-holed address (nothing answers, nothing refuses) still ends in time.
-    let mut config = test_config();
-    config.redis_url = "redis://10.255.255.1:6379".into();
-    let (code, _, err) = cli(&config, &["stats"], None).await;
-    assert_eq!(code, 3, "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "{:?}",
         started.elapsed()
     );
+
+    // Servers that accept the connection and never answer: only the client's network
+    // timeout ends the wait (a refused or black-holed address may fail at once).
+    let silent = SilentListener::start().await;
+    let timeout = Duration::from_secs(1);
+    let mut config = test_config();
+    config.redis_url = format!("redis://127.0.0.1:{}", silent.port());
+    let (code, err, took) = timed_cli(&config, &["stats"], timeout).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("Redis unreachable"), "{err}");
+    assert!(
+        err.contains("no answer within"),
+        "the timeout ended it: {err}"
+    );
+    assert!(took >= timeout, "waited for the timeout, not {took:?}");
+    one_line(&err);
+
+    let mut config = test_config();
+    config.amqp_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", silent.port());
+    let (code, err, took) = timed_cli(&config, &["enqueue", "echo", "{}"], timeout).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("RabbitMQ unreachable"), "{err}");
+    assert!(
+        err.contains("no answer within"),
+        "the timeout ended it: {err}"
+    );
+    assert!(took >= timeout, "waited for the timeout, not {took:?}");
+    one_line(&err);
+    // Whatever the refused enqueue left in Redis (the broker never saw it).
+    config.amqp_url = taskfleet_tests::amqp_url();
+    cleanup(&config).await;
+}
+
+/// `taskfleet ARGS` with `network_timeout` set to `timeout`: (exit code, stderr, time
+/// taken). Fails, rather than hangs, if the command does not end by itself.
+async fn timed_cli(config: &Config, args: &[&str], timeout: Duration) -> (i32, String, Duration) {
+    let t0 = Instant::now();
+    let value = format!("{}ms", timeout.as_millis());
+    let env = [("TASKFLEET_NETWORK_TIMEOUT", value.as_str())];
+    let run = cli_with_env(config, args, None, &env);
+    let (code, _, err) = tokio::time::timeout(timeout * 20, run)
+        .await
+        .unwrap_or_else(|_| panic!("taskfleet {args:?} still waits after {:?}", timeout * 20));
+    (code, err, t0.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

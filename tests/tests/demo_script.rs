@@ -1,15 +1,20 @@
 //! `./scripts/demo` runs start to finish (with the debug build, servers already up):
-//! two workers, 1,000 tasks, the state shown with redis-cli, everything removed after.
+//! two workers, 1,000 tasks, the state shown with redis-cli, everything removed after
+//! (checked in the Redis the demo was pointed at).
 
 use std::path::Path;
+use taskfleet_tests::redis_direct;
 use tokio::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_start_to_finish() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     taskfleet_tests::process::bin("taskfleet-worker").await;
+    let (amqp_url, redis_url) = (taskfleet_tests::amqp_url(), taskfleet_tests::redis_url());
     let out = Command::new(root.join("scripts/demo"))
         .current_dir(&root)
+        .env("TASKFLEET_AMQP_URL", &amqp_url)
+        .env("TASKFLEET_REDIS_URL", &redis_url)
         .env("DEMO_PROFILE", "debug")
         .env_remove("TASKFLEET_NAMESPACE")
         .kill_on_drop(true)
@@ -32,11 +37,11 @@ async fn demo_runs_start_to_finish() {
         .lines()
         .find_map(|l| l.strip_prefix("==> cleaning up namespace "))
         .expect("namespace named");
-    let left = Command::new("redis-cli")
-        .args(["--scan", "--pattern", &format!("{ns}:*")])
-        .output()
+    // Read from the Redis the demo used (the configured URL); an unreachable server
+    // fails the test instead of reading as "no keys left".
+    let mut conn = redis_direct::connection(&redis_url).await;
+    let left = redis_direct::keys_matching(&mut conn, &format!("{ns}:*"))
         .await
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "keys left behind: {left}");
+        .unwrap_or_else(|e| panic!("SCAN on {redis_url}: {e}"));
+    assert!(left.is_empty(), "keys left behind in {redis_url}: {left:?}");
 }

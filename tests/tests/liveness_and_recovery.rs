@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use taskfleet_common::{Config, TaskId, TaskState};
 use taskfleet_tests::logs::{log_contains, log_path};
 use taskfleet_tests::process::{WorkerProcess, cli};
-use taskfleet_tests::{Fleet, eventually, test_config};
+use taskfleet_tests::runs::RunLog;
+use taskfleet_tests::{Fleet, amqp, eventually, test_config, worker_with};
 
 /// A worker process of this test; its log (`log_path`) is kept if the test fails.
 async fn start(config: &Config, name: &str, concurrency: u32) -> WorkerProcess {
@@ -229,10 +230,13 @@ async fn sigterm_drains_within_the_grace_period_and_hands_back_the_rest() {
 async fn second_sigterm_exits_at_once_and_loses_nothing() {
     let mut config = test_config();
     config.worker.drain_grace = Duration::from_secs(30);
-    let fleet = Fleet::with_config(config).await;
+    let mut fleet = Fleet::with_config(config).await;
     let c = fleet.config.clone();
-    let ids = enqueue_batch(&c, sleeps(4, 1500)).await;
+    // Tasks far longer than the bound below, and a drain grace longer still: a worker
+    // that ignored the second signal would finish neither its drain nor its tasks.
+    let ids = enqueue_batch(&c, sleeps(4, 60_000)).await;
     let mut impatient = start(&c, "impatient", 4).await;
+    let impatient_id = worker_id(&c, impatient.pid()).await;
     eventually(Duration::from_secs(15), "4 tasks running", || async {
         (fleet.stats("sleep").await.running == 4).then_some(())
     })
@@ -247,15 +251,49 @@ async fn second_sigterm_exits_at_once_and_loses_nothing() {
     })
     .await;
     impatient.signal(Signal::SIGTERM);
-    let (code, took) = wait_exit(&mut impatient, Duration::from_secs(10)).await;
+    let (code, took) = wait_exit(&mut impatient, Duration::from_secs(20)).await;
     assert_eq!(code, Some(0));
     assert!(
-        took < Duration::from_secs(2),
-        "the second signal stops waiting for the 30 s drain (took {took:?})"
+        took < Duration::from_secs(10),
+        "the second signal stops waiting for the 30 s drain of 60 s tasks (took {took:?})"
     );
 
-    let next = start(&c, "next", 4).await;
-    let s = eventually(Duration::from_secs(20), "all 4 completed", || async {
+    // Right after the exit: nothing finished or failed, and every task is either
+    // handed back (`pending`) or still `running` under the exited worker's lease,
+    // which the reaper takes back; no attempt was used.
+    let s = fleet.stats("sleep").await;
+    assert_eq!(
+        (s.completed, s.failed, s.retried, s.cancelled),
+        (0, 0, 0, 0),
+        "nothing ran to its end"
+    );
+    let leases = fleet.store.running_ids().await.expect("redis");
+    for id in &ids {
+        let r = fleet.record(id).await.expect("record");
+        assert_eq!(r.attempt(), 1, "an aborted drain uses no attempt: {id}");
+        match r.state() {
+            Some(TaskState::Pending) => {}
+            Some(TaskState::Running) => {
+                assert_eq!(r.get("worker"), Some(impatient_id.as_str()), "{id}");
+                assert!(leases.contains(&id.to_string()), "its lease is kept: {id}");
+            }
+            other => panic!("task {id} is {other:?} right after the exit"),
+        }
+    }
+    // The broker holds every delivery again.
+    let queue = fleet.names().queue(&"sleep".parse().expect("type"));
+    eventually(
+        Duration::from_secs(10),
+        "4 tasks back in the queue",
+        || async { (amqp::queue_depth(&c.amqp_url, &queue).await == Some((4, 0))).then_some(()) },
+    )
+    .await;
+
+    // The next worker runs each exactly once (its `sleep` returns at once).
+    let runs = RunLog::new();
+    let next = worker_with(&fleet, "sleep", runs.echo(Duration::ZERO));
+    fleet.start_worker_with(next).await;
+    let s = eventually(Duration::from_secs(30), "all 4 completed", || async {
         let s = fleet.stats("sleep").await;
         (s.completed >= 4 && s.live() == 0).then_some(s)
     })
@@ -263,10 +301,16 @@ async fn second_sigterm_exits_at_once_and_loses_nothing() {
     assert_eq!((s.enqueued, s.completed, s.failed, s.retried), (4, 4, 0, 0));
     for id in &ids {
         let r = fleet.record(id).await.expect("record");
+        assert_eq!(r.state(), Some(TaskState::Completed), "{id}");
         assert_eq!(r.attempt(), 1, "an aborted drain uses no attempt");
     }
+    assert_eq!(
+        runs.not_once(&ids),
+        Vec::new(),
+        "(task, runs) after the exit"
+    );
     assert!(fleet.store.running_ids().await.expect("redis").is_empty());
-    stop_all(vec![impatient, next]).await;
+    stop_all(vec![impatient]).await;
     fleet.teardown().await;
 }
 
@@ -349,7 +393,12 @@ async fn stopped_worker_is_taken_over_after_its_lease_and_fenced_after_sigcont()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_worker_leaves_the_registry_within_three_heartbeats() {
-    let fleet = Fleet::new().await;
+    // Beats of a second: "three heartbeats" is then a bound a loaded machine meets,
+    // and still far below any expiry not tied to the heartbeat (the lease, retention).
+    let mut config = test_config();
+    config.worker.heartbeat_interval = Duration::from_secs(1);
+    config.worker.lease = Duration::from_secs(5);
+    let fleet = Fleet::with_config(config).await;
     let c = fleet.config.clone();
     let victim = start(&c, "victim", 2).await;
     let bystander = start(&c, "bystander", 3).await;
@@ -379,7 +428,8 @@ async fn killed_worker_leaves_the_registry_within_three_heartbeats() {
 
     victim.signal(Signal::SIGKILL);
     let killed_at = Instant::now();
-    let within = c.worker.heartbeat_interval * 3 + Duration::from_millis(500);
+    // Its entry expires three beats after its last one; the rest is for the poll.
+    let within = c.worker.heartbeat_interval * 3 + Duration::from_secs(2);
     let left = eventually(within, "the killed worker to disappear", || async {
         let w = live_workers(&c).await;
         (!w.iter().any(|w| pid_of(w) == Some(victim_pid))).then_some(w)

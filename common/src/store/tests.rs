@@ -383,6 +383,52 @@ async fn a_copy_of_a_run_whose_lease_is_alive_is_parked_until_the_lease_expires(
 }
 
 #[tokio::test]
+async fn a_second_publish_of_the_running_attempt_is_dropped_as_a_duplicate() {
+    let s = store().await;
+    let id = TaskId::new();
+    let env = Envelope::parse(
+        format!(r#"{{"id":"{id}","type":"echo","payload":1}}"#).as_bytes(),
+        1024,
+    )
+    .expect("envelope");
+    let resolved = env.resolve(&crate::Config::default());
+    let (w1, w2) = (
+        WorkerId::from("w1".to_owned()),
+        WorkerId::from("w2".to_owned()),
+    );
+    let run = s.claim(&env, &resolved, &delivery(&w1, false, 1)).await;
+    assert!(matches!(run, Ok(Claim::Run { .. })), "{run:?}");
+    // A first delivery (not redelivered, not parked) of the running attempt is a
+    // second publish: dropped, never parked (no copy to carry) nor run, even once
+    // the lease lapsed (the original's redelivery is what takes a dead run over).
+    for lapsed in [false, true] {
+        if lapsed {
+            expire_lease(&s, &id).await;
+        }
+        let claim = s
+            .claim(&env, &resolved, &delivery(&w2, false, 2))
+            .await
+            .expect("claim");
+        assert_eq!(
+            claim,
+            Claim::Drop {
+                reason: DropReason::Duplicate
+            },
+            "lease lapsed: {lapsed}"
+        );
+    }
+    let rec = s.get(&id).await.expect("get").expect("record");
+    assert_eq!(rec.field(TaskField::Worker), Some("w1"));
+    assert_eq!(
+        rec.field(TaskField::Fence),
+        Some("1"),
+        "the run keeps its fence"
+    );
+    assert_eq!(rec.field(TaskField::Deliveries), Some("1"), "not counted");
+    s.purge_namespace().await.expect("cleanup");
+}
+
+#[tokio::test]
 async fn a_parked_copy_of_a_failed_run_reschedules_only_an_overdue_retry() {
     let s = store().await;
     let id = TaskId::new();

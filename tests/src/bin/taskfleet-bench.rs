@@ -6,21 +6,17 @@
 //! 2. start latency p50/p99 at about half the measured throughput (created → started).
 //! 3. cancel latency p50/p99 of running `sleep` tasks (cancel requested → cancelled).
 //! 4. Redis memory per finished task (`MEMORY USAGE` of a sample of records).
+//! 5. Timings the test suite asserts only with generous bounds (`taskfleet_tests::bench`):
+//!    the cancellation listener's resubscribe pause, retry gaps against the policy,
+//!    a killed worker's exit from the registry.
 
 use redis::AsyncCommands;
 use std::time::{Duration, Instant};
 use taskfleet_common::{TaskId, TaskState};
 use taskfleet_producer::{EnqueueRequest, Producer};
+use taskfleet_tests::bench::percentile;
 use taskfleet_tests::process::WorkerProcess;
 use taskfleet_tests::{cleanup, eventually, redis_direct, test_config};
-
-fn percentile(v: &mut [u64], p: f64) -> u64 {
-    if v.is_empty() {
-        return 0;
-    }
-    v.sort_unstable();
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 async fn enqueue_many(
     producer: &Producer,
@@ -42,6 +38,10 @@ async fn enqueue_many(
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("probes") {
+        probes().await;
+        return;
+    }
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
@@ -218,4 +218,13 @@ async fn main() {
     let _: Result<(), _> = conn.del::<_, ()>(names.types_key()).await;
     producer.close().await;
     cleanup(&config).await;
+
+    probes().await;
+}
+
+/// 5. What the suite asserts only as behaviour, with generous bounds.
+async fn probes() {
+    taskfleet_tests::bench::resubscribe(10).await;
+    taskfleet_tests::bench::retry_gaps(10).await;
+    taskfleet_tests::bench::registry_exit(5).await;
 }
