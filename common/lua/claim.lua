@@ -8,8 +8,8 @@
 --   {'drop', 'duplicate'}               a second publish of the attempt running now
 --   {'cancelled'}                       cancellation requested: never start it
 --   {'poison', deliveries}              redelivered too often without finishing: now `failed`
---   {'hop', delay_ms}                   scheduled and not due yet: publish this copy to wait
---                                       delay_ms more in a delay tier, then drop this one
+--   {'hop', delay_ms}                   scheduled, or a retry, not due yet: publish this copy
+--                                       to wait delay_ms more in a delay tier, drop this one
 --   {'expired'}                         not started by its `expires_at`: now `cancelled`,
 --                                       reason `expired`; never start it
 --   {'park', delay_ms}                  the run is alive elsewhere (its lease holds), or a
@@ -67,10 +67,10 @@ if not h[5] and expires_at and now >= expires_at and (state == 'scheduled' or st
   return {'expired'}
 end
 
--- Scheduled: hop through the delay tiers until due (within the shortest tier).
+-- Scheduled: hop through the delay tiers until due, never early.
 if state == 'scheduled' then
   local run_at = tonumber(h[7]) or now
-  if run_at - now >= MIN_HOP_MS then return {'hop', run_at - now} end
+  if run_at > now then return {'hop', run_at - now} end
   move(task, stats, events, 'scheduled', 'pending', now, nil)
   state = 'pending'
 end
@@ -106,6 +106,9 @@ elseif state == 'retrying' then
     local due = tonumber(redis.call('HGET', task, 'next_attempt_at')) or now
     return {'reschedule', math.max(0, due - now)}
   end
+  -- The next attempt, early from its delay tier: on for the rest, never early.
+  local due = tonumber(redis.call('HGET', task, 'next_attempt_at'))
+  if attempt == rec_attempt + 1 and due and due > now then return {'hop', due - now} end
   effective = attempt
 else -- running
   if attempt < rec_attempt then return {'drop', 'stale'} end

@@ -9,8 +9,6 @@ local LIVE = __LIVE__
 local TERMINAL = __TERMINAL__
 -- `TaskState::total_on_entry`: the total bumped when a record enters a state
 local TOTAL_ON_ENTRY = __TOTAL_ON_ENTRY__
--- `amqp::delay::MIN_TIER_MS`: a scheduled task this close to its run_at runs now
-local MIN_HOP_MS = __MIN_HOP_MS__
 
 -- Milliseconds from the Redis server clock: one clock for the whole fleet.
 local function now_ms()

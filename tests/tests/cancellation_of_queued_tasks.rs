@@ -148,9 +148,10 @@ async fn task_cancelled_while_waiting_to_retry_never_runs_again() {
     );
 
     let url = fleet.config.amqp_url.clone();
-    let delay_queue = fleet
-        .names()
-        .delay_queue(&task_type("flaky"), delay.as_millis() as u64);
+    let delay_queue = fleet.names().delay_queue(
+        &task_type("flaky"),
+        taskfleet_common::amqp::delay::tier(delay).expect("a delay"),
+    );
     assert_eq!(
         amqp::queue_depth(&url, &delay_queue).await,
         Some((0, 0)),

@@ -48,7 +48,7 @@ fn counting_worker(config: &Config, runs: Arc<AtomicU32>) -> Worker {
 /// The check-back delay queue that holds parked copies of `task_type`.
 fn parked_queue(config: &Config, task_type: &str) -> String {
     let t: TaskType = task_type.parse().expect("valid type");
-    let ms = delay::quantize(config.worker.park_check_back());
+    let ms = delay::tier(config.worker.park_check_back()).expect("a delay");
     Names::new(config.namespace.clone()).delay_queue(&t, ms)
 }
 

@@ -137,7 +137,9 @@ async fn task_waiting_to_retry_is_held_by_the_broker_not_by_an_unacked_delivery(
 
     let flaky = "flaky".parse().expect("type");
     let queue = fleet.names().queue(&flaky);
-    let delay_queue = fleet.names().delay_queue(&flaky, 5000);
+    let tier =
+        taskfleet_common::amqp::delay::tier(std::time::Duration::from_secs(5)).expect("a delay");
+    let delay_queue = fleet.names().delay_queue(&flaky, tier);
     let url = fleet.config.amqp_url.clone();
     // The failed delivery is acked right after the retry's publish is confirmed.
     eventually(

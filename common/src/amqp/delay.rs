@@ -1,15 +1,19 @@
-//! Broker-held retry delays.
+//! Broker-held delays: retries, scheduled tasks and parked copies.
 //!
-//! A retry waits in RabbitMQ, never in a worker: the next attempt is published (via
-//! the default exchange) to `{ns}.delay.{type}.{ms}`, a queue whose every message has
-//! the same TTL (`x-message-ttl`) and which dead-letters to `{ns}.tasks` with routing
-//! key = type (`x-dead-letter-routing-key`) when a message expires.
-//! One queue per delay value means expiry order is arrival order, so a short delay
-//! is never stuck behind a long one (the head-of-line problem of per-message TTLs in
-//! one shared queue). Delays are rounded to two significant digits to bound the
-//! number of queues, and each queue deletes itself (`x-expires`) a while after its
-//! last declaration; the publisher redeclares it before every publish, which resets
-//! that timer, so a queue never expires while it still holds a message.
+//! A delayed copy waits in RabbitMQ, never in a worker: it is published (via the
+//! default exchange) to `{ns}.delay.{type}.{ms}`, a queue whose every message has the
+//! same TTL (`x-message-ttl`) and which dead-letters to `{ns}.tasks` with routing key
+//! = type (`x-dead-letter-routing-key`) when a message expires. One TTL per queue
+//! means expiry order is arrival order, so a short delay is never stuck behind a long
+//! one (the head-of-line problem of per-message TTLs in one shared queue).
+//!
+//! The delays are tiers of `MIN_TIER_MS × 2^k` (64 ms … about 50 days): a copy takes
+//! the longest tier that does not pass its due time, and when it comes back early the
+//! claim sends it on for the rest (each hop at least halves what is left), so a type
+//! has at most [`TIERS`] delay queues however many distinct delays exist, and a copy
+//! is due at most one shortest tier (plus a hop's latency) late, never early. Each
+//! queue deletes itself (`x-expires`) a while after its last declaration; publishers
+//! redeclare it before every publish, so it never expires while holding a message.
 
 use super::AmqpError;
 use crate::ids::TaskType;
@@ -24,12 +28,7 @@ use std::time::Duration;
 /// When it comes back, the claim checks on the run instead of starting one.
 pub const PARKED: &str = "x-taskfleet-parked";
 
-/// The shortest delay tier, ms. A scheduled task waits in tiers of `MIN_TIER_MS × 2^k`
-/// (64 ms … about 50 days): each hop takes the longest tier that does not pass its
-/// `run_at`, and when it comes back early the claim sends it on for the rest (hops
-/// halve what is left), until it is within one shortest tier of due. So a type has
-/// at most [`TIERS`] delay queues for scheduled tasks, however many distinct delays
-/// exist, and a task starts within [`MIN_TIER_MS`] plus a hop's latency of its run_at.
+/// The shortest delay tier, ms.
 pub const MIN_TIER_MS: u64 = 64;
 /// Number of tiers: the longest holds `MIN_TIER_MS × 2^(TIERS-1)` ≈ 49.7 days.
 pub const TIERS: u32 = 27;
@@ -37,29 +36,20 @@ pub const TIERS: u32 = 27;
 /// Longest delay a task may be scheduled ahead.
 pub const MAX_SCHEDULE_AHEAD: Duration = Duration::from_secs(60 * 60 * 24 * 45);
 
-/// The tier a delay waits in: the longest tier not longer than `delay`; `None` when
-/// `delay` is shorter than the shortest tier (the task is due now).
+/// The tier a delay waits in: the longest tier not longer than `delay`, or the
+/// shortest one for a delay shorter than that (it arrives at most that much late,
+/// never early); `None` for no delay at all.
 pub fn tier(delay: Duration) -> Option<u64> {
     let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-    if ms < MIN_TIER_MS {
+    if ms == 0 {
         return None;
     }
-    let k = (ms / MIN_TIER_MS).ilog2().min(TIERS - 1);
+    let k = (ms / MIN_TIER_MS).max(1).ilog2().min(TIERS - 1);
     Some(MIN_TIER_MS << k)
 }
 
 /// How long an idle delay queue outlives its TTL before RabbitMQ deletes it.
 const IDLE_MARGIN: Duration = Duration::from_secs(60);
-
-/// Rounds a delay to two significant digits of milliseconds (at least 1 ms).
-pub fn quantize(delay: Duration) -> u64 {
-    let ms = delay.as_millis().clamp(1, u64::MAX as u128) as u64;
-    let mut scale = 1;
-    while ms / scale >= 100 {
-        scale *= 10;
-    }
-    (ms + scale / 2) / scale * scale
-}
 
 /// Declares the delay queue of `task_type` for `delay_ms` and returns its name.
 pub async fn declare(
@@ -104,7 +94,9 @@ mod tests {
 
     #[test]
     fn tiers_are_bounded_and_never_pass_the_delay() {
-        assert_eq!(tier(Duration::from_millis(63)), None);
+        assert_eq!(tier(Duration::ZERO), None);
+        assert_eq!(tier(Duration::from_millis(1)), Some(64));
+        assert_eq!(tier(Duration::from_millis(63)), Some(64));
         assert_eq!(tier(Duration::from_millis(64)), Some(64));
         assert_eq!(tier(Duration::from_millis(1000)), Some(512));
         assert_eq!(tier(Duration::from_secs(3)), Some(2048));
@@ -118,14 +110,5 @@ mod tests {
             seen.insert(t);
         }
         assert!(seen.len() <= TIERS as usize, "{}", seen.len());
-    }
-
-    #[test]
-    fn delays_round_to_two_significant_digits() {
-        assert_eq!(quantize(Duration::from_millis(0)), 1);
-        assert_eq!(quantize(Duration::from_millis(87)), 87);
-        assert_eq!(quantize(Duration::from_millis(1234)), 1200);
-        assert_eq!(quantize(Duration::from_millis(1250)), 1300);
-        assert_eq!(quantize(Duration::from_secs(300)), 300_000);
     }
 }

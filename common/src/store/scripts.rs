@@ -13,12 +13,11 @@ pub(crate) type Render = fn() -> String;
 
 /// Each placeholder of `lib.lua` with the Lua table literal that replaces it. `lib.lua`
 /// declares `local NAME = __NAME__` for each, and no script types these tables itself.
-pub(crate) const PRELUDE_CONSTANTS: [(&str, Render); 5] = [
+pub(crate) const PRELUDE_CONSTANTS: [(&str, Render); 4] = [
     ("TRANSITIONS", lua_transition_table),
     ("LIVE", || lua_state_set(&TaskState::LIVE)),
     ("TERMINAL", || lua_state_set(&TaskState::TERMINAL)),
     ("TOTAL_ON_ENTRY", lua_total_on_entry),
-    ("MIN_HOP_MS", || crate::amqp::delay::MIN_TIER_MS.to_string()),
 ];
 
 /// `lib.lua` with every placeholder replaced by its table.

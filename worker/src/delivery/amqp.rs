@@ -90,13 +90,8 @@ impl Inbound for AmqpInbound {
         let body = env.to_bytes();
         let id = env.id.to_string();
         let tasks_exchange = link.names.tasks_exchange();
-        // Retries and parked copies wait their delay in one queue per (rounded) delay;
-        // scheduled tasks hop through a bounded set of tiers (see `delay::tier`).
-        let wait_ms = match kind {
-            _ if delay.is_zero() => None,
-            CopyKind::Scheduled => delay::tier(delay),
-            CopyKind::Attempt | CopyKind::Parked => Some(delay::quantize(delay)),
-        };
+        // Every delayed copy hops through the bounded delay tiers (see `delay::tier`).
+        let wait_ms = delay::tier(delay);
         let (exchange, routing_key) = match wait_ms {
             None => (tasks_exchange.as_str(), env.task_type.to_string()),
             Some(ms) => {

@@ -19,7 +19,10 @@ pub(crate) async fn execute<I: Inbound>(
         Decision::Ack => settle(inbound, env, priority, Settle::Ack).await,
         Decision::Requeue => settle(inbound, env, priority, Settle::Requeue).await,
         Decision::Retry { attempt, delay } => {
-            let next = env.next_attempt(attempt);
+            let mut next = env.next_attempt(attempt);
+            // Its due time, should Redis lose the record before it arrives (the record's
+            // `next_attempt_at`, on the Redis clock, rules otherwise).
+            next.run_at = Some(now_ms().saturating_add(delay.as_millis() as u64));
             match inbound
                 .publish_copy(&next, delay, priority, CopyKind::Attempt)
                 .await
@@ -126,4 +129,12 @@ pub(crate) async fn dead_letter<I: Inbound>(inbound: &I, copy: &DeadCopy) {
             inbound.settle(Settle::Reject).await
         }
     }
+}
+
+/// This machine's clock, ms since the epoch (a fallback for a lost record only).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

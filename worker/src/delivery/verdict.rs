@@ -8,7 +8,6 @@ use crate::inflight::StopReason;
 use crate::reporter::{truncate_result, truncate_text};
 use crate::runner::AttemptEnd;
 use std::time::Duration;
-use taskfleet_common::amqp::delay;
 use taskfleet_common::retry::RetryPolicy;
 use taskfleet_common::store::Outcome;
 
@@ -95,7 +94,7 @@ impl Verdict {
     fn failed_attempt(error: String, attempt: u32, policy: &AttemptPolicy) -> Self {
         let error = truncate_text(error, MAX_ERROR);
         if policy.retry.should_retry(attempt) {
-            let delay = Duration::from_millis(delay::quantize(policy.retry.delay_after(attempt)));
+            let delay = policy.retry.delay_after(attempt);
             Verdict::Retrying { error, delay }
         } else {
             Verdict::Failed {
