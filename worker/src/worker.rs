@@ -112,6 +112,11 @@ impl Worker {
             .config
             .parsed_schedules()
             .map_err(|e| WorkerError::Config(e.to_string()))?;
+        for s in &schedules {
+            if !self.handlers.contains_key(&s.task_type) {
+                tracing::warn!(schedule = %s.name, r#type = %s.task_type, "this worker has no handler for the schedule's type; its tasks wait for a worker that has");
+            }
+        }
         let c = &self.config;
         let names = Names::new(c.namespace.clone());
         let store =
