@@ -40,6 +40,7 @@ impl Producer {
             "taskfleet-producer",
             topology,
             config.network_timeout,
+            config.tls_ca_file.clone(),
         )
         .await?;
         Ok(Self {
@@ -57,6 +58,7 @@ impl Producer {
             names,
             config.retention,
             config.network_timeout,
+            config.tls_ca_file.as_deref(),
         )
         .await?)
     }

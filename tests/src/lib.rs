@@ -243,6 +243,7 @@ pub async fn cleanup(config: &Config) {
         names.clone(),
         config.retention,
         Duration::from_secs(3),
+        config.tls_ca_file.as_deref(),
     )
     .await
     {
