@@ -37,6 +37,16 @@ pub async fn read_ca(path: &Path) -> Result<String, String> {
     Ok(text)
 }
 
+/// Why a connection attempt timed out; over TLS, a peer that does not speak TLS
+/// (a plain port) also just waits, so the reason says so.
+pub fn no_answer(tls: bool, timeout: std::time::Duration) -> String {
+    if tls {
+        format!("no TLS handshake or answer within {timeout:?} (does that port serve TLS?)")
+    } else {
+        format!("no answer within {timeout:?}")
+    }
+}
+
 /// Whether a connection failure of a TLS URL is TLS's own (a handshake that failed,
 /// a certificate that did not verify, a peer that does not speak TLS) rather than a
 /// server that is down.

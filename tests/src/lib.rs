@@ -11,7 +11,9 @@
 //! - `process`: the real binaries (`taskfleet` CLI runs, `taskfleet-worker` processes)
 //! - `procfs`: other processes from /proc (alive, peak memory)
 //! - `logs`: where worker processes log; `scratch`: a temporary directory per test
-//! - `private_redis`: a `redis-server` of a test's own (ACL users, restarts)
+//! - `private_redis`: a `redis-server` of a test's own (ACL users, restarts, TLS)
+//! - `http`: the HTTP API of a fleet on a free port, and a minimal client
+//! - `tls`: a private CA, a TLS Redis and a TLS terminator in front of RabbitMQ
 //! - `redis_direct`: a plain Redis connection (PING, scans)
 //! - `files`: file access off the runtime threads
 //! - `wait`: polling with a deadline; `record`: reading a task's record
@@ -22,6 +24,7 @@ pub mod amqp;
 pub mod cancel;
 pub mod chaos;
 pub mod files;
+pub mod http;
 pub mod logs;
 pub mod private_rabbit;
 pub mod private_redis;
@@ -33,6 +36,7 @@ pub mod record;
 pub mod redis_direct;
 pub mod retries;
 pub mod scratch;
+pub mod tls;
 pub mod wait;
 
 pub use wait::{eventually, poll_until};

@@ -27,6 +27,8 @@ pub struct PrivateRedis {
     // dropped (killed) before its directory is removed.
     child: Option<Child>,
     port: u16,
+    // More `redis-server` arguments, given on every start (`--tls-port ...`).
+    extra_args: Vec<String>,
     // The server's working directory and log.
     dir: Scratch,
 }
@@ -34,9 +36,16 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts a server on a free port and waits until it answers.
     pub async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// `start`, with more `redis-server` arguments (`--tls-port` and its files). The
+    /// plain port still listens, so the test can check and clean up without TLS.
+    pub async fn start_with(extra_args: Vec<String>) -> Self {
         let mut redis = Self {
             child: None,
             port: crate::free_port().await,
+            extra_args,
             dir: Scratch::named("private-redis"),
         };
         redis.start_again().await;
@@ -99,6 +108,7 @@ impl PrivateRedis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(&self.extra_args)
             .arg("--dir")
             .arg(self.dir.root())
             .stdin(Stdio::null())

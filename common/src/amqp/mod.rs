@@ -120,6 +120,6 @@ pub async fn connect(
         Connection::connect_with_config(&url_with_heartbeat, props, tls_config, runtime);
     tokio::time::timeout(timeout, connecting)
         .await
-        .map_err(|_| failed(format!("no answer within {timeout:?}")))?
+        .map_err(|_| failed(crate::tls::no_answer(tls, timeout)))?
         .map_err(|e| failed(e.to_string()))
 }

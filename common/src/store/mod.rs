@@ -132,7 +132,7 @@ impl StateStore {
             ConnectionManager::new_with_config(client.clone(), config),
         )
         .await
-        .map_err(|_| failed(format!("no answer within {timeout:?}")))?
+        .map_err(|_| failed(crate::tls::no_answer(tls, timeout)))?
         .map_err(|e| failed(e.to_string()))?;
         Ok(Self {
             conn,
