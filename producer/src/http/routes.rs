@@ -39,10 +39,13 @@ pub(crate) struct TaskRequest {
     /// Any JSON value (default `{}`); at most `payload_limit` bytes, else 413
     #[schema(value_type = Option<Value>)]
     payload: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "whole")]
     #[schema(minimum = 0, maximum = 9)]
     priority: Option<u8>,
+    #[serde(default, deserialize_with = "whole")]
     #[schema(minimum = 1, maximum = 100)]
     max_attempts: Option<u32>,
+    #[serde(default, deserialize_with = "whole")]
     #[schema(minimum = 1, maximum = 9007199254740991_u64)]
     timeout_ms: Option<u64>,
     /// A second request with the same key within the retention period returns the first task
@@ -74,6 +77,27 @@ impl TaskRequest {
         req.validate(payload_limit)?;
         Ok(req)
     }
+}
+
+/// An optional non-negative integer as JSON Schema reads one: `8` and `8.0` alike.
+fn whole<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let value = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+            .map(|f| f as u64)
+    });
+    let value = value.ok_or_else(|| D::Error::custom(format!("{n} is not a whole number ≥ 0")))?;
+    T::try_from(value)
+        .map(Some)
+        .map_err(|_| D::Error::custom(format!("{n} is out of range")))
 }
 
 /// Accepted whole or refused whole: one invalid task refuses the batch (400, or 413
@@ -318,4 +342,28 @@ pub(crate) async fn healthz(State(s): State<AppState>) -> Result<Json<Value>, Ap
 
 async fn openapi(State(s): State<AppState>) -> impl IntoResponse {
     Json(s.openapi.as_ref().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<TaskRequest, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn integers_may_be_written_as_whole_floats() {
+        let t = parse(r#"{"type":"echo","priority":8.0,"max_attempts":3,"timeout_ms":null}"#)
+            .expect("valid");
+        assert_eq!(
+            (t.priority, t.max_attempts, t.timeout_ms),
+            (Some(8), Some(3), None)
+        );
+        assert!(parse(r#"{"type":"echo","priority":8.5}"#).is_err());
+        assert!(parse(r#"{"type":"echo","priority":-1}"#).is_err());
+        assert!(parse(r#"{"type":"echo","priority":300}"#).is_err());
+        assert!(parse(r#"{"type":"echo","priority":"1"}"#).is_err());
+        assert!(parse(r#"{"type":"echo","extra":1}"#).is_err());
+    }
 }
