@@ -54,6 +54,8 @@ async fn schemathesis_finds_nothing_in_the_served_api() {
             "--no-color",
         ])
         .args(["-H", &format!("Authorization: Bearer {token}")])
+        // Its caches (.schemathesis/, .hypothesis/) go beside the venv, not into the tree.
+        .current_dir(target_dir().join("schemathesis"))
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()
