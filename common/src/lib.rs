@@ -10,6 +10,7 @@
 //! - `reconnect`: the one reconnect policy of every loop that waits for a server
 //! - `store`: the Redis state store (`StateStore`), one Lua script per transition
 //! - `amqp`: connecting, topology, broker-held delays, the confirmed publisher
+//! - `tls`: TLS to RabbitMQ and Redis (`amqps://`, `rediss://`, `tls_ca_file`)
 //! - `logging`: tracing-subscriber setup for the binaries
 
 pub mod amqp;
@@ -22,6 +23,7 @@ pub mod reconnect;
 pub mod retry;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 pub use config::Config;
 pub use envelope::Envelope;

@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Invalid,
     /// The task (or dead message) asked for does not exist: check the id.
     NotFound,
+    /// A body, payload or batch over its limit: make it smaller (or raise the limit).
+    TooLarge,
     /// Understood, but refused — by taskfleet (the task is not in a state that
     /// allows it) or by a server (RabbitMQ nacked a publish, a Redis script failed).
     Refused,
@@ -27,8 +29,9 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for tables that must cover them all.
-    pub const ALL: [ErrorKind; 5] = [
+    pub const ALL: [ErrorKind; 6] = [
         ErrorKind::Invalid,
+        ErrorKind::TooLarge,
         ErrorKind::NotFound,
         ErrorKind::Refused,
         ErrorKind::Unavailable,
@@ -40,6 +43,8 @@ impl ErrorKind {
 pub enum ProducerError {
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    TooLarge(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -69,6 +74,7 @@ impl ProducerError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ProducerError::Invalid(_) => ErrorKind::Invalid,
+            ProducerError::TooLarge(_) => ErrorKind::TooLarge,
             ProducerError::NotFound(_) => ErrorKind::NotFound,
             ProducerError::Refused(_) => ErrorKind::Refused,
             ProducerError::BatchRefused { worst, .. } => *worst,
@@ -115,6 +121,7 @@ mod tests {
         };
         let cases = [
             (ProducerError::Invalid("x".into()), ErrorKind::Invalid),
+            (ProducerError::TooLarge("x".into()), ErrorKind::TooLarge),
             (ProducerError::NotFound("x".into()), ErrorKind::NotFound),
             (ProducerError::Refused("x".into()), ErrorKind::Refused),
             (

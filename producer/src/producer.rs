@@ -41,6 +41,7 @@ impl Producer {
             "taskfleet-producer",
             topology,
             config.network_timeout,
+            config.tls_ca_file.clone(),
         )
         .await?;
         Ok(Self {
@@ -58,6 +59,7 @@ impl Producer {
             names,
             config.retention,
             config.network_timeout,
+            config.tls_ca_file.as_deref(),
         )
         .await?)
     }

@@ -5,7 +5,9 @@ use serde_json::value::RawValue;
 use std::time::Duration;
 use taskfleet_common::TaskType;
 
-/// Longest accepted idempotency key, in bytes (it becomes part of a Redis key).
+/// Longest accepted idempotency key, in characters (it becomes part of a Redis key,
+/// so at most 1 KiB). Counted in characters so that the HTTP API's schema
+/// (`maxLength`) says exactly what is accepted.
 pub const MAX_IDEMPOTENCY_KEY: usize = 256;
 
 #[derive(Debug, Clone)]
@@ -54,7 +56,7 @@ impl EnqueueRequest {
     pub fn validate(&self, payload_limit: usize) -> Result<()> {
         let size = self.payload.get().len();
         if size > payload_limit {
-            return Err(ProducerError::Invalid(format!(
+            return Err(ProducerError::TooLarge(format!(
                 "payload of {size} bytes exceeds the limit of {payload_limit} bytes (payload_limit)"
             )));
         }
@@ -82,10 +84,12 @@ impl EnqueueRequest {
             ));
         }
         if let Some(k) = &self.idempotency_key
-            && (k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY || k.chars().any(char::is_control))
+            && (k.is_empty()
+                || k.chars().count() > MAX_IDEMPOTENCY_KEY
+                || k.chars().any(char::is_control))
         {
             return Err(ProducerError::Invalid(format!(
-                "idempotency key must be 1-{MAX_IDEMPOTENCY_KEY} bytes without control characters"
+                "idempotency key must be 1-{MAX_IDEMPOTENCY_KEY} characters without control characters"
             )));
         }
         if let Some(t) = &self.trace_id

@@ -12,7 +12,9 @@
 //! - `procfs`: other processes from /proc (alive, peak memory)
 //! - `logs`: where worker processes log; `scratch`: a temporary directory per test
 //! - `silent`: a listener that accepts and never answers (timeouts)
-//! - `private_redis`: a `redis-server` of a test's own (ACL users, restarts)
+//! - `private_redis`: a `redis-server` of a test's own (ACL users, restarts, TLS)
+//! - `http`: the HTTP API of a fleet on a free port, and a minimal client
+//! - `tls`: a private CA, a TLS Redis and a TLS terminator in front of RabbitMQ
 //! - `redis_direct`: a plain Redis connection (PING, scans)
 //! - `files`: file access off the runtime threads
 //! - `wait`: polling with a deadline; `record`: reading a task's record
@@ -25,6 +27,7 @@ pub mod bench;
 pub mod cancel;
 pub mod chaos;
 pub mod files;
+pub mod http;
 pub mod logs;
 pub mod private_rabbit;
 pub mod private_redis;
@@ -38,6 +41,7 @@ pub mod retries;
 pub mod runs;
 pub mod scratch;
 pub mod silent;
+pub mod tls;
 pub mod wait;
 
 pub use wait::{eventually, poll_until};
@@ -248,6 +252,7 @@ pub async fn cleanup(config: &Config) {
         names.clone(),
         config.retention,
         Duration::from_secs(3),
+        config.tls_ca_file.as_deref(),
     )
     .await
     {

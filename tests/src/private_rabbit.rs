@@ -82,8 +82,12 @@ impl PrivateRabbit {
             || {
                 let url = url.clone();
                 async move {
-                    lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+                    let connect =
+                        lapin::Connection::connect(&url, lapin::ConnectionProperties::default());
+                    // A node still booting may accept the socket and never answer.
+                    tokio::time::timeout(Duration::from_secs(5), connect)
                         .await
+                        .ok()?
                         .ok()
                         .map(drop)
                 }

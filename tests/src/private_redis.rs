@@ -29,8 +29,8 @@ pub struct PrivateRedis {
     // dropped (killed) before its directory is removed.
     child: Option<Child>,
     port: u16,
-    // Whether it keeps its data across `stop`/`start_again` (AOF, fsync always).
-    persistent: bool,
+    // More `redis-server` arguments, given on every start (`--tls-port ...`).
+    extra_args: Vec<String>,
     // The server's working directory and log.
     dir: Scratch,
 }
@@ -38,20 +38,24 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts a server on a free port and waits until it answers.
     pub async fn start() -> Self {
-        Self::start_with(false).await
+        Self::start_with(Vec::new()).await
     }
 
     /// Starts a server that writes every change to its append-only file before it
     /// answers: a `restart` (SIGKILL, start again) loses nothing acknowledged.
     pub async fn start_persistent() -> Self {
-        Self::start_with(true).await
+        let aof = ["--appendonly", "yes", "--appendfsync", "always"];
+        Self::start_with(aof.iter().map(|a| a.to_string()).collect()).await
     }
 
-    async fn start_with(persistent: bool) -> Self {
+    /// `start`, with more `redis-server` arguments (`--tls-port` and its files, or
+    /// persistence; later arguments override the defaults). The plain port still
+    /// listens, so the test can check and clean up without TLS.
+    pub async fn start_with(extra_args: Vec<String>) -> Self {
         let mut redis = Self {
             child: None,
             port: crate::free_port().await,
-            persistent,
+            extra_args,
             dir: Scratch::named("private-redis"),
         };
         redis.start_again().await;
@@ -114,18 +118,8 @@ impl PrivateRedis {
         let err = log.try_clone().expect("redis log file");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(if self.persistent {
-                [
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "always",
-                ]
-            } else {
-                ["--save", "", "--appendonly", "no", "--appendfsync", "no"]
-            })
+            .args(["--save", "", "--appendonly", "no", "--appendfsync", "no"])
+            .args(&self.extra_args)
             .arg("--dir")
             .arg(self.dir.root())
             .stdin(Stdio::null())

@@ -83,6 +83,9 @@ pub fn env_for(config: &Config) -> Vec<(&'static str, String)> {
         ),
         ("RUST_LOG", "info".into()),
     ];
+    if let Some(ca) = &config.tls_ca_file {
+        env.push(("TASKFLEET_TLS_CA_FILE", ca.display().to_string()));
+    }
     if let Some(addr) = &config.worker.metrics_listen {
         env.push(("TASKFLEET_WORKER__METRICS_LISTEN", addr.clone()));
     }

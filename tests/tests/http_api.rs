@@ -1,62 +1,18 @@
 //! The HTTP API (`taskfleet serve`) on 127.0.0.1:0, over a real producer.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 use taskfleet_common::TaskState;
+use taskfleet_tests::http::{call, serve};
 use taskfleet_tests::{Fleet, test_config};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-
-/// A minimal HTTP/1.1 client: (status, JSON body or Null).
-async fn call(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, Value) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let body = body.unwrap_or("");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.expect("read");
-    let text = String::from_utf8_lossy(&raw);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let payload = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
-}
-
-async fn start(fleet: &Fleet) -> (std::net::SocketAddr, CancellationToken) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let stop = CancellationToken::new();
-    tokio::spawn(taskfleet_producer::http::serve_on(
-        fleet.producer.clone(),
-        listener,
-        stop.clone(),
-    ));
-    (addr, stop)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_are_enqueued_read_and_cancelled_over_http_with_a_token() {
     let mut config = test_config();
     config.http.tokens = vec!["s3cret".into()];
     let mut fleet = Fleet::with_config(config).await;
-    let (addr, stop) = start(&fleet).await;
+    let (addr, stop) = serve(&fleet).await;
     let tok = Some("s3cret");
 
     let (status, v) = call(
@@ -115,16 +71,28 @@ async fn tasks_are_enqueued_read_and_cancelled_over_http_with_a_token() {
         "POST",
         "/v1/tasks/batch",
         tok,
-        Some(r#"{"tasks":[{"type":"echo","payload":1},{"type":"Bad!"},{"type":"echo","payload":3}]}"#),
+        Some(r#"{"tasks":[{"type":"echo","payload":1},{"type":"echo","payload":3}]}"#),
     )
     .await;
     assert_eq!(status, 202, "{v}");
     let results = v["results"].as_array().expect("results");
-    assert_eq!(results.len(), 3);
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(|r| r["id"].is_string()), "{v}");
+
+    let (status, v) = call(
+        addr,
+        "POST",
+        "/v1/tasks/batch",
+        tok,
+        Some(r#"{"tasks":[{"type":"echo","payload":1},{"type":"Bad!"}]}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "one invalid task refuses the whole batch: {v}");
     assert!(
-        results[0]["id"].is_string()
-            && results[1]["error"].is_string()
-            && results[2]["id"].is_string()
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("tasks[1]")),
+        "{v}"
     );
 
     let (status, v) = call(addr, "GET", "/v1/stats", tok, None).await;
@@ -146,7 +114,7 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
     let mut config = test_config();
     config.payload_limit = 1000;
     let fleet = Fleet::with_config(config).await;
-    let (addr, stop) = start(&fleet).await;
+    let (addr, stop) = serve(&fleet).await;
     for (method, path, body, want) in [
         ("POST", "/v1/tasks", "{not json", 400),
         ("POST", "/v1/tasks", r#"{"type":"Bad Type"}"#, 400),
@@ -174,7 +142,8 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
     }
     let big = format!(r#"{{"type":"echo","payload":"{}"}}"#, "x".repeat(1500));
     let (status, v) = call(addr, "POST", "/v1/tasks", None, Some(&big)).await;
-    assert_eq!(status, 400, "{v}");
+    assert_eq!(status, 413, "a payload over payload_limit: {v}");
+    assert_eq!(v["error"]["code"], "too_large", "{v}");
     assert_eq!(fleet.stats("echo").await.enqueued, 0);
     stop.cancel();
     fleet.teardown().await;

@@ -131,10 +131,7 @@ async fn a_scheduled_task_survives_a_killed_worker_and_its_lost_record() {
     let done = fleet
         .wait_for_state(&id, TaskState::Completed, Duration::from_secs(20))
         .await;
-    assert!(
-        ms(&done, "started_at") + 5 >= run_at,
-        "not early"
-    );
+    assert!(ms(&done, "started_at") + 5 >= run_at, "not early");
     assert_eq!(
         done.get("run_at").map(|v| v.parse::<u64>().is_ok()),
         Some(true)
@@ -175,10 +172,7 @@ async fn two_hundred_random_delays_start_close_to_their_run_at() {
             .wait_for_state(id, TaskState::Completed, Duration::from_secs(30))
             .await;
         let started = ms(&done, "started_at");
-        assert!(
-            started + 5 >= *run_at,
-            "{id} started early"
-        );
+        assert!(started + 5 >= *run_at, "{id} started early");
         late.push(started as i64 - *run_at as i64);
     }
     late.sort_unstable();

@@ -80,6 +80,7 @@ async fn open(shared: &Shared) -> Result<Link, AmqpError> {
         name: &name,
         topology: &shared.topology,
         timeout: c.network_timeout,
+        tls_ca_file: c.tls_ca_file.as_deref(),
         consume: Some(consume),
     })
     .await?;

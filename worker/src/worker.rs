@@ -119,8 +119,14 @@ impl Worker {
         }
         let c = &self.config;
         let names = Names::new(c.namespace.clone());
-        let store =
-            StateStore::connect(&c.redis_url, names, c.retention, c.network_timeout).await?;
+        let store = StateStore::connect(
+            &c.redis_url,
+            names,
+            c.retention,
+            c.network_timeout,
+            c.tls_ca_file.as_deref(),
+        )
+        .await?;
         let host = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into());

@@ -10,6 +10,7 @@ use lapin::options::{
     BasicAckOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
 };
 use lapin::{Channel, Connection};
+use std::path::Path;
 use std::time::Duration;
 
 /// How to open a [`Link`].
@@ -23,6 +24,8 @@ pub struct LinkOptions<'a> {
     pub topology: &'a Topology,
     /// The deadline of every network call on the link.
     pub timeout: Duration,
+    /// The private CA an `amqps://` URL trusts besides the system roots.
+    pub tls_ca_file: Option<&'a Path>,
     /// `Some` for links that consume: a second channel with this prefetch.
     pub consume: Option<ConsumeOptions>,
 }
@@ -66,7 +69,7 @@ impl Link {
     /// step within `timeout`.
     pub async fn open(opts: LinkOptions<'_>) -> Result<Self, AmqpError> {
         let timeout = opts.timeout;
-        let conn = connect(opts.url, opts.name, timeout).await?;
+        let conn = connect(opts.url, opts.name, timeout, opts.tls_ca_file).await?;
         let publish = bounded("opening a channel", timeout, conn.create_channel()).await?;
         bounded(
             "enabling confirms",

@@ -18,13 +18,17 @@ pub use link::{ConsumeOptions, Link, LinkOptions, Settle};
 pub use publisher::{Publish, Publisher, publish_confirmed};
 pub use topology::Topology;
 
+use lapin::tcp::OwnedTLSConfig;
 use lapin::{Connection, ConnectionProperties};
+use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AmqpError {
     #[error("RabbitMQ unreachable at {url}: {reason} (is RabbitMQ running? try scripts/services)")]
     Unreachable { url: String, reason: String },
+    #[error("TLS to RabbitMQ at {url} failed: {reason} ({hint})", hint = crate::tls::CA_HINT)]
+    Tls { url: String, reason: String },
     #[error("RabbitMQ: {0}")]
     Lapin(#[from] lapin::Error),
     #[error("publish not confirmed within {0:?} (is RabbitMQ overloaded or restarting? try again)")]
@@ -48,6 +52,7 @@ impl AmqpError {
     pub fn is_connection_error(&self) -> bool {
         match self {
             AmqpError::Unreachable { .. }
+            | AmqpError::Tls { .. }
             | AmqpError::ConfirmTimeout(_)
             | AmqpError::TimedOut { .. } => true,
             AmqpError::Lapin(e) => !e.is_amqp_soft_error(),
@@ -73,7 +78,13 @@ pub async fn bounded<T, E: Into<AmqpError>>(
 
 /// Connects within `timeout`. The AMQP heartbeat is set (unless the URL sets one) so a
 /// hung or stopped peer is noticed in seconds and its unacked deliveries requeued.
-pub async fn connect(url: &str, name: &str, timeout: Duration) -> Result<Connection, AmqpError> {
+/// An `amqps://` URL connects over TLS, trusting the system roots and `tls_ca_file`.
+pub async fn connect(
+    url: &str,
+    name: &str,
+    timeout: Duration,
+    tls_ca_file: Option<&Path>,
+) -> Result<Connection, AmqpError> {
     let url_with_heartbeat = if url.contains("heartbeat=") {
         url.to_owned()
     } else if url.contains('?') {
@@ -82,12 +93,33 @@ pub async fn connect(url: &str, name: &str, timeout: Duration) -> Result<Connect
         format!("{url}?heartbeat=5")
     };
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    let unreachable = |reason: String| AmqpError::Unreachable {
-        url: crate::redact_url(url),
-        reason,
+    let tls = crate::tls::is_tls_url(url);
+    let failed = |reason: String| {
+        let url = crate::redact_url(url);
+        if tls && crate::tls::is_tls_failure(&reason) {
+            AmqpError::Tls { url, reason }
+        } else {
+            AmqpError::Unreachable { url, reason }
+        }
     };
-    tokio::time::timeout(timeout, Connection::connect(&url_with_heartbeat, props))
+    let mut tls_config = OwnedTLSConfig::default();
+    if tls {
+        crate::tls::install_provider();
+        if let Some(path) = tls_ca_file {
+            let ca = crate::tls::read_ca(path)
+                .await
+                .map_err(|reason| AmqpError::Tls {
+                    url: crate::redact_url(url),
+                    reason,
+                })?;
+            tls_config.cert_chain = Some(ca);
+        }
+    }
+    let runtime = lapin::runtime::default_runtime().map_err(|e| failed(e.to_string()))?;
+    let connecting =
+        Connection::connect_with_config(&url_with_heartbeat, props, tls_config, runtime);
+    tokio::time::timeout(timeout, connecting)
         .await
-        .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
-        .map_err(|e| unreachable(e.to_string()))
+        .map_err(|_| failed(crate::tls::no_answer(tls, timeout)))?
+        .map_err(|e| failed(e.to_string()))
 }

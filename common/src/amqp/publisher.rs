@@ -13,6 +13,7 @@ use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -34,6 +35,8 @@ pub struct Publisher {
     url: String,
     name: String,
     timeout: Duration,
+    // The private CA of an `amqps://` URL, read again on each reconnect.
+    tls_ca_file: Option<PathBuf>,
     topology: Topology,
     link: Arc<Mutex<Option<Link>>>,
     // Types whose queue this process declared on the current connection.
@@ -55,11 +58,13 @@ impl Publisher {
         name: &str,
         topology: Topology,
         timeout: Duration,
+        tls_ca_file: Option<PathBuf>,
     ) -> Result<Self, AmqpError> {
         let p = Self {
             url: url.to_owned(),
             name: name.to_owned(),
             timeout,
+            tls_ca_file,
             topology,
             link: Arc::new(Mutex::new(None)),
             declared: Arc::new(Mutex::new(HashSet::new())),
@@ -87,6 +92,7 @@ impl Publisher {
             name: &self.name,
             topology: &self.topology,
             timeout: self.timeout,
+            tls_ca_file: self.tls_ca_file.as_deref(),
             consume: None,
         })
         .await?;

@@ -3,10 +3,14 @@
 //!
 //! Nested keys use `__` in the environment: `TASKFLEET_WORKER__CONCURRENCY=32`.
 
+mod http;
+
+pub use http::HttpConfig;
+
 use crate::ids::{Namespace, TaskType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `Debug` is written by hand so passwords in URLs and HTTP tokens never reach a log.
@@ -16,6 +20,9 @@ pub struct Config {
     pub namespace: Namespace,
     pub amqp_url: String,
     pub redis_url: String,
+    /// A PEM file of the private CA that `amqps://` and `rediss://` connections trust
+    /// besides the system roots (env `TASKFLEET_TLS_CA_FILE`).
+    pub tls_ca_file: Option<PathBuf>,
     /// Largest accepted payload, in bytes (the envelope around it is not counted).
     pub payload_limit: usize,
     /// Largest stored result, in bytes; longer results are truncated with a marker.
@@ -46,6 +53,7 @@ impl Default for Config {
             namespace: Namespace::default(),
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
             redis_url: "redis://127.0.0.1:6379".to_owned(),
+            tls_ca_file: None,
             payload_limit: 1024 * 1024,
             result_limit: 256 * 1024,
             retention: Duration::from_secs(24 * 3600),
@@ -198,29 +206,13 @@ impl Default for WorkerConfig {
     }
 }
 
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    pub listen: String,
-    /// Bearer tokens accepted by the HTTP API; empty disables auth (loopback only).
-    pub tokens: Vec<String>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".to_owned(),
-            tokens: Vec::new(),
-        }
-    }
-}
-
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("namespace", &self.namespace)
             .field("amqp_url", &crate::redact_url(&self.amqp_url))
             .field("redis_url", &crate::redact_url(&self.redis_url))
+            .field("tls_ca_file", &self.tls_ca_file)
             .field("payload_limit", &self.payload_limit)
             .field("result_limit", &self.result_limit)
             .field("retention", &self.retention)
@@ -232,15 +224,6 @@ impl std::fmt::Debug for Config {
             .field("worker", &self.worker)
             .field("http", &self.http)
             .field("log_format", &self.log_format)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for HttpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConfig")
-            .field("listen", &self.listen)
-            .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
             .finish()
     }
 }
@@ -313,6 +296,15 @@ impl Config {
         if self.payload_limit == 0 {
             return invalid("payload_limit", "must be greater than 0");
         }
+        if let Some(ca) = &self.tls_ca_file
+            && !ca.is_file()
+        {
+            return invalid(
+                "tls_ca_file",
+                &format!("{} is not a readable file", ca.display()),
+            );
+        }
+        self.http.validate()?;
         if self.network_timeout.is_zero() {
             return invalid("network_timeout", "must be greater than 0");
         }

@@ -35,6 +35,7 @@ pub use tasks::{
 use crate::names::Names;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use scripts::Scripts;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,8 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("Redis unreachable at {url}: {reason} (is Redis running? try scripts/services)")]
     Unreachable { url: String, reason: String },
+    #[error("TLS to Redis at {url} failed: {reason} ({hint})", hint = crate::tls::CA_HINT)]
+    Tls { url: String, reason: String },
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("unexpected reply from {script}.lua: {reply}")]
@@ -52,7 +55,7 @@ impl StoreError {
     /// Whether waiting for Redis and trying again can help.
     pub fn is_connection_error(&self) -> bool {
         match self {
-            StoreError::Unreachable { .. } => true,
+            StoreError::Unreachable { .. } | StoreError::Tls { .. } => true,
             StoreError::Redis(e) => {
                 e.is_connection_dropped()
                     || e.is_io_error()
@@ -101,18 +104,26 @@ impl std::fmt::Debug for StateStore {
 }
 
 impl StateStore {
-    /// Connects within `timeout`; every later command is bounded by `timeout` too.
+    /// Connects within `timeout`; every later command is bounded by `timeout` too. A
+    /// `rediss://` URL connects over TLS, trusting the system roots or, when given,
+    /// the private CA of `tls_ca_file`.
     pub async fn connect(
         url: &str,
         names: Names,
         retention: Duration,
         timeout: Duration,
+        tls_ca_file: Option<&Path>,
     ) -> Result<Self> {
-        let unreachable = |reason: String| StoreError::Unreachable {
-            url: crate::redact_url(url),
-            reason,
+        let tls = crate::tls::is_tls_url(url);
+        let failed = |reason: String| {
+            let url = crate::redact_url(url);
+            if tls && crate::tls::is_tls_failure(&reason) {
+                StoreError::Tls { url, reason }
+            } else {
+                StoreError::Unreachable { url, reason }
+            }
         };
-        let client = redis::Client::open(url).map_err(|e| unreachable(e.to_string()))?;
+        let client = client(url, tls, tls_ca_file).await?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -123,8 +134,8 @@ impl StateStore {
             ConnectionManager::new_with_config(client.clone(), config),
         )
         .await
-        .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|_| failed(crate::tls::no_answer(tls, timeout)))?
+        .map_err(|e| failed(e.to_string()))?;
         Ok(Self {
             conn,
             client,
@@ -202,6 +213,32 @@ impl StateStore {
             cursor = next;
         }
     }
+}
+
+/// The client of `url`: over TLS for `rediss://` (with the private CA, if any).
+async fn client(url: &str, tls: bool, tls_ca_file: Option<&Path>) -> Result<redis::Client> {
+    let invalid = |reason: String| StoreError::Unreachable {
+        url: crate::redact_url(url),
+        reason,
+    };
+    if !tls {
+        return redis::Client::open(url).map_err(|e| invalid(e.to_string()));
+    }
+    crate::tls::install_provider();
+    let Some(path) = tls_ca_file else {
+        return redis::Client::open(url).map_err(|e| invalid(e.to_string()));
+    };
+    let ca = crate::tls::read_ca(path)
+        .await
+        .map_err(|reason| StoreError::Tls {
+            url: crate::redact_url(url),
+            reason,
+        })?;
+    let certs = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(ca.into_bytes()),
+    };
+    redis::Client::build_with_tls(url, certs).map_err(|e| invalid(e.to_string()))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ async fn store() -> StateStore {
         Names::new(ns),
         Duration::from_secs(60),
         Duration::from_secs(5),
+        None,
     )
     .await
     .expect("Redis reachable (run scripts/services)")

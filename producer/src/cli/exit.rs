@@ -6,7 +6,7 @@ use crate::error::{ErrorKind, ProducerError};
 
 pub fn exit_code(kind: ErrorKind) -> u8 {
     match kind {
-        ErrorKind::Invalid => 2,
+        ErrorKind::Invalid | ErrorKind::TooLarge => 2,
         ErrorKind::NotFound | ErrorKind::Refused => 1,
         ErrorKind::Unavailable => 3,
         // Not the user's input (2) nor a server (3): the command could not do its job.
@@ -40,6 +40,7 @@ mod tests {
         for kind in ErrorKind::ALL {
             let expected = match kind {
                 ErrorKind::Invalid => 2,
+                ErrorKind::TooLarge => 2,
                 ErrorKind::NotFound => 1,
                 ErrorKind::Refused => 1,
                 ErrorKind::Unavailable => 3,

@@ -197,6 +197,7 @@ impl DeadQueue {
             name: "taskfleet dead",
             topology,
             timeout: config.network_timeout,
+            tls_ca_file: config.tls_ca_file.as_deref(),
             // `basic.get` needs no prefetch, and so no channel of its own.
             consume: None,
         })

@@ -2,7 +2,8 @@
 
 use crate::error::{ErrorKind, ProducerError};
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -11,6 +12,8 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    // The `WWW-Authenticate` challenge of a 401 or 403 (RFC 6750).
+    challenge: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -30,19 +33,39 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            challenge: None,
         }
     }
 
-    pub fn message(&self) -> &str {
-        &self.message
+    /// The same error, its message prefixed by where it happened (`tasks[3]: ...`).
+    pub fn context(mut self, place: &str) -> Self {
+        self.message = format!("{place}: {}", self.message);
+        self
     }
 
-    pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong bearer token",
-        )
+    /// 401: no token, or one that is wrong, forged or expired. `why` never holds the
+    /// token itself.
+    pub fn unauthorized(why: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", why);
+        e.challenge = Some(r#"Bearer realm="taskfleet""#.to_owned());
+        e
+    }
+
+    /// 403: a valid token without the scope the route needs.
+    pub fn forbidden(scope: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this route needs the scope {scope} (or admin), which the token lacks"),
+        );
+        e.challenge = Some(format!(
+            r#"Bearer realm="taskfleet", error="insufficient_scope", scope="{scope}""#
+        ));
+        e
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
     }
 }
 
@@ -50,6 +73,7 @@ impl ApiError {
 fn status(kind: ErrorKind) -> (StatusCode, &'static str) {
     match kind {
         ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid"),
+        ErrorKind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
         ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
         ErrorKind::Refused => (StatusCode::CONFLICT, "refused"),
         ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -74,8 +98,38 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        response
     }
+}
+
+/// Gives the error answers that come from the framework and the layers rather than
+/// from a handler (no route, method not allowed, request timeout) the contract's
+/// JSON body; their status and headers (`Allow`) stay.
+pub(crate) async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.headers().contains_key(CONTENT_TYPE)
+    {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed here"),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "timeout",
+            "the request took longer than http.request_timeout; try again",
+        ),
+        _ => ("error", status.canonical_reason().unwrap_or("error")),
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(CONTENT_LENGTH);
+    let fresh = ApiError::new(status, code, message).into_response();
+    parts.headers.extend(fresh.headers().clone());
+    Response::from_parts(parts, fresh.into_body())
 }
 
 #[cfg(test)]
@@ -87,6 +141,7 @@ mod tests {
         for kind in ErrorKind::ALL {
             let expected = match kind {
                 ErrorKind::Invalid => (400, "invalid"),
+                ErrorKind::TooLarge => (413, "too_large"),
                 ErrorKind::NotFound => (404, "not_found"),
                 ErrorKind::Refused => (409, "refused"),
                 ErrorKind::Unavailable => (503, "unavailable"),
@@ -102,6 +157,6 @@ mod tests {
         let e = ApiError::from(ProducerError::NotFound("task x not found".into()));
         assert_eq!(e.status, StatusCode::NOT_FOUND);
         assert_eq!(e.code, "not_found");
-        assert_eq!(e.message(), "task x not found");
+        assert_eq!(e.message, "task x not found");
     }
 }

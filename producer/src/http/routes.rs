@@ -1,11 +1,12 @@
-//! The routes of the HTTP API and their OpenAPI description.
+//! The routes of the HTTP API, grouped by the scope they need (`auth`), and their
+//! OpenAPI annotations (assembled in `doc`).
 
 use super::AppState;
-use super::auth::require_token;
+use super::auth::{Gate, Scope, require};
 use super::error::{ApiError, ErrorBody};
 use crate::producer;
 use crate::request::EnqueueRequest;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -17,163 +18,230 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use std::time::Duration;
 use taskfleet_common::TaskId;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
-/// Most tasks accepted by one batch request.
-const MAX_BATCH: usize = 10_000;
 /// Enqueues in flight at once for a batch (confirms pipelined).
 const BATCH_WINDOW: usize = 256;
+/// Largest `timeout_ms`: the largest integer every JSON reader holds exactly.
+const MAX_TIMEOUT_MS: u64 = (1 << 53) - 1;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TaskRequest {
-    /// Task type (routing key), `[a-z0-9][a-z0-9._-]{0,63}`
+    /// Task type (routing key)
     #[serde(rename = "type")]
+    #[schema(
+        pattern = "^[a-z0-9][a-z0-9._-]{0,63}$",
+        min_length = 1,
+        max_length = 64
+    )]
     task_type: String,
-    /// Any JSON value (default `{}`)
-    #[schema(value_type = Object)]
+    /// Any JSON value (default `{}`); at most `payload_limit` bytes, else 413
+    #[schema(value_type = Option<Value>)]
     payload: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(minimum = 0, maximum = 9)]
     priority: Option<u8>,
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(minimum = 1, maximum = 100)]
     max_attempts: Option<u32>,
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(minimum = 1, maximum = 9007199254740991_u64)]
     timeout_ms: Option<u64>,
     /// A second request with the same key within the retention period returns the first task
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     idempotency_key: Option<String>,
 }
 
 impl TaskRequest {
-    fn into_request(self) -> Result<EnqueueRequest, ApiError> {
+    /// The request, validated as `Producer::enqueue` will (400, or 413 for a payload
+    /// over the limit).
+    fn into_request(self, payload_limit: usize) -> Result<EnqueueRequest, ApiError> {
         let payload = self.payload.as_ref().map_or("{}", |p| p.get());
         let mut req = EnqueueRequest::new(&self.task_type, payload)?;
+        if self.timeout_ms.is_some_and(|t| t > MAX_TIMEOUT_MS) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("timeout_ms must be at most {MAX_TIMEOUT_MS}"),
+            ));
+        }
         req.priority = self.priority;
         req.max_attempts = self.max_attempts;
         req.timeout = self.timeout_ms.map(Duration::from_millis);
         req.idempotency_key = self.idempotency_key;
+        req.validate(payload_limit)?;
         Ok(req)
     }
 }
 
+/// An optional non-negative integer as JSON Schema reads one: `8` and `8.0` alike.
+fn whole<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let value = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+            .map(|f| f as u64)
+    });
+    let value = value.ok_or_else(|| D::Error::custom(format!("{n} is not a whole number ≥ 0")))?;
+    T::try_from(value)
+        .map(Some)
+        .map_err(|_| D::Error::custom(format!("{n} is out of range")))
+}
+
+/// Accepted whole or refused whole: one invalid task refuses the batch (400, or 413
+/// for a payload over the limit) and nothing is enqueued.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct BatchRequest {
+    /// At most `http.max_batch` tasks (more: 400)
     tasks: Vec<TaskRequest>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct BatchResult {
-    /// Per task, in request order: its id, or the error that refused it
+    /// Per task, in request order: its id, or why it could not be enqueued
     results: Vec<BatchItem>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct BatchItem {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
     id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the answer of `cancel_task`; never constructed
 pub(crate) struct CancelResponse {
+    #[schema(format = Uuid)]
     id: String,
-    state: String,
+    state: super::doc::StateName,
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "taskfleet",
-        description = "Enqueue, inspect and cancel taskfleet tasks"
-    ),
-    paths(
-        create_task,
-        create_batch,
-        get_task,
-        cancel_task,
-        stats,
-        workers,
-        healthz
-    ),
-    components(schemas(
-        TaskRequest,
-        BatchRequest,
-        BatchResult,
-        BatchItem,
-        CancelResponse,
-        ErrorBody
-    ))
-)]
-struct ApiDoc;
-
 pub(crate) fn routes(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/v1/tasks", post(create_task))
-        .route("/v1/tasks/batch", post(create_batch))
+    let gate = |scope| {
+        middleware::from_fn_with_state(
+            Gate {
+                auth: state.auth.clone(),
+                scope,
+            },
+            require,
+        )
+    };
+    let read = Router::new()
         .route("/v1/tasks/{id}", get(get_task))
-        .route("/v1/tasks/{id}/cancel", post(cancel_task))
         .route("/v1/stats", get(stats))
         .route("/v1/workers", get(workers))
         .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(gate(Scope::TasksRead));
+    let write = Router::new()
+        .route("/v1/tasks", post(create_task))
+        .route("/v1/tasks/batch", post(create_batch))
+        .route_layer(gate(Scope::TasksWrite));
+    let cancel = Router::new()
+        .route("/v1/tasks/{id}/cancel", post(cancel_task))
+        .route_layer(gate(Scope::TasksCancel));
     Router::new()
-        .merge(api)
+        .merge(read)
+        .merge(write)
+        .merge(cancel)
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .with_state(state)
 }
 
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    json.map(|Json(t)| t)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.body_text()))
+    json.map(|Json(t)| t).map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(e.body_text())
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.body_text())
+        }
+    })
 }
 
-fn parse_id(id: &str) -> Result<TaskId, ApiError> {
-    id.parse::<TaskId>()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string()))
+fn parse_id(id: Result<Path<String>, PathRejection>) -> Result<TaskId, ApiError> {
+    let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid", m);
+    let Path(id) = id.map_err(|e| invalid(e.body_text()))?;
+    id.parse::<TaskId>().map_err(|e| invalid(e.to_string()))
 }
 
 /// Enqueue a task; answers once RabbitMQ confirmed it
 #[utoipa::path(post, path = "/v1/tasks", request_body = TaskRequest,
-    responses((status = 202, description = "The task record", body = Object),
-              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn create_task(
+    security(("bearer" = ["tasks:write"])),
+    responses((status = 202, description = "Enqueued: the task record", body = super::doc::TaskRecord),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks tasks:write", body = ErrorBody),
+        (status = 409, description = "Refused by RabbitMQ or Redis", body = ErrorBody),
+        (status = 413, description = "Body or payload over the limit", body = ErrorBody),
+        (status = 503, description = "RabbitMQ or Redis unreachable, or timed out", body = ErrorBody)))]
+pub(crate) async fn create_task(
     State(s): State<AppState>,
     json: Result<Json<TaskRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let req = body(json)?.into_request()?;
+    let req = body(json)?.into_request(s.producer.config().payload_limit)?;
     let done = s.producer.enqueue(&req).await?;
     let record = producer::status(s.producer.store(), &done.id).await?;
     Ok((StatusCode::ACCEPTED, Json(record.to_json())))
 }
 
-/// Enqueue many tasks; confirms are pipelined
+/// Enqueue many tasks, all or none validated first; confirms are pipelined
 #[utoipa::path(post, path = "/v1/tasks/batch", request_body = BatchRequest,
-    responses((status = 202, body = BatchResult), (status = 400, body = ErrorBody)))]
-async fn create_batch(
+    security(("bearer" = ["tasks:write"])),
+    responses((status = 202, description = "Per task: its id, or why it was not enqueued", body = BatchResult),
+        (status = 400, description = "Invalid request (nothing enqueued)", body = ErrorBody),
+        (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks tasks:write", body = ErrorBody),
+        (status = 413, description = "Body or a payload over the limit (nothing enqueued)", body = ErrorBody),
+        (status = 503, description = "Timed out", body = ErrorBody)))]
+pub(crate) async fn create_batch(
     State(s): State<AppState>,
     json: Result<Json<BatchRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let batch = body(json)?;
-    if batch.tasks.len() > MAX_BATCH {
+    if batch.tasks.len() > s.max_batch {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid",
-            format!("at most {MAX_BATCH} tasks per batch"),
+            format!("at most {} tasks per batch (http.max_batch)", s.max_batch),
         ));
     }
+    let limit = s.producer.config().payload_limit;
+    let requests = batch
+        .tasks
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.into_request(limit)
+                .map_err(|e| e.context(&format!("tasks[{i}]")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let producer = &s.producer;
-    let results: Vec<BatchItem> = futures_util::stream::iter(batch.tasks)
-        .map(|t| async move {
-            let outcome = match t.into_request() {
-                Ok(req) => producer.enqueue(&req).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.message().to_owned()),
-            };
-            match outcome {
+    let results: Vec<BatchItem> = futures_util::stream::iter(requests)
+        .map(|req| async move {
+            match producer.enqueue(&req).await {
                 Ok(done) => BatchItem {
                     id: Some(done.id.to_string()),
                     error: None,
                 },
-                Err(error) => BatchItem {
+                Err(e) => BatchItem {
                     id: None,
-                    error: Some(error),
+                    error: Some(e.to_string()),
                 },
             }
         })
@@ -184,60 +252,118 @@ async fn create_batch(
 }
 
 /// A task's record
-#[utoipa::path(get, path = "/v1/tasks/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
-async fn get_task(
+#[utoipa::path(get, path = "/v1/tasks/{id}", params(("id" = uuid::Uuid, Path, description = "Task id")),
+    security(("bearer" = ["tasks:read"])),
+    responses((status = 200, description = "The task record", body = super::doc::TaskRecord),
+        (status = 400, description = "Not a task id", body = ErrorBody),
+        (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks tasks:read", body = ErrorBody),
+        (status = 404, description = "No such task (or its record expired)", body = ErrorBody),
+        (status = 409, description = "Refused by Redis", body = ErrorBody),
+        (status = 503, description = "Redis unreachable, or timed out", body = ErrorBody)))]
+pub(crate) async fn get_task(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(id)?;
     Ok(Json(
         producer::status(s.producer.store(), &id).await?.to_json(),
     ))
 }
 
-/// Cancel a task; idempotent
-#[utoipa::path(post, path = "/v1/tasks/{id}/cancel", params(("id" = String, Path)),
-    responses((status = 200, body = CancelResponse), (status = 404, body = ErrorBody)))]
-async fn cancel_task(
+/// Cancel a task; idempotent (a finished task stays as it is)
+#[utoipa::path(post, path = "/v1/tasks/{id}/cancel", params(("id" = uuid::Uuid, Path, description = "Task id")),
+    security(("bearer" = ["tasks:cancel"])),
+    responses((status = 200, description = "The state the task is in now", body = CancelResponse),
+        (status = 400, description = "Not a task id", body = ErrorBody),
+        (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks tasks:cancel", body = ErrorBody),
+        (status = 404, description = "No such task (or its record expired)", body = ErrorBody),
+        (status = 409, description = "Refused by Redis", body = ErrorBody),
+        (status = 503, description = "Redis unreachable, or timed out", body = ErrorBody)))]
+pub(crate) async fn cancel_task(
     State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<CancelResponse>, ApiError> {
-    let id = parse_id(&id)?;
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(id)?;
     let state = producer::cancel(s.producer.store(), &id).await?;
-    Ok(Json(CancelResponse {
-        id: id.to_string(),
-        state: state.to_string(),
-    }))
+    Ok(Json(
+        serde_json::json!({ "id": id.to_string(), "state": state.as_str() }),
+    ))
 }
 
 /// Counters per task type
-#[utoipa::path(get, path = "/v1/stats", responses((status = 200, body = Object)))]
-async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/stats", security(("bearer" = ["tasks:read"])),
+    responses((status = 200, description = "Counters per type", body = super::doc::Stats),
+        (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks tasks:read", body = ErrorBody),
+        (status = 409, description = "Refused by Redis", body = ErrorBody),
+        (status = 503, description = "Redis unreachable, or timed out", body = ErrorBody)))]
+pub(crate) async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(producer::stats_json(s.producer.store()).await?))
 }
 
 /// Live workers
-#[utoipa::path(get, path = "/v1/workers", responses((status = 200, body = Object)))]
-async fn workers(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/workers", security(("bearer" = ["tasks:read"])),
+    responses((status = 200, description = "Live workers", body = Vec<super::doc::Worker>),
+        (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks tasks:read", body = ErrorBody),
+        (status = 409, description = "Refused by Redis", body = ErrorBody),
+        (status = 503, description = "Redis unreachable, or timed out", body = ErrorBody)))]
+pub(crate) async fn workers(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(producer::workers_json(s.producer.store()).await?))
 }
 
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+/// Prometheus metrics of this server
+#[utoipa::path(get, path = "/metrics", security(("bearer" = ["tasks:read"])),
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks tasks:read", body = ErrorBody),
+        (status = 503, description = "Timed out", body = ErrorBody)))]
+pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     s.metrics.as_ref().map(|m| m.render()).unwrap_or_default()
 }
 
-/// Liveness and readiness: Redis answers
-#[utoipa::path(get, path = "/healthz", responses((status = 200), (status = 503, body = ErrorBody)))]
-async fn healthz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    s.producer
-        .store()
-        .ping()
-        .await
-        .map_err(crate::ProducerError::from)?;
+/// Liveness and readiness: Redis answers (no token needed)
+#[utoipa::path(get, path = "/healthz",
+    responses((status = 200, description = "Redis answers", body = super::doc::Health),
+        (status = 503, description = "Redis unreachable, or timed out", body = ErrorBody)))]
+pub(crate) async fn healthz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    s.producer.store().ping().await.map_err(|e| {
+        // A Redis that answers with an error is no more ready than one that does not.
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        )
+    })?;
     Ok(Json(serde_json::json!({ "status": "ok" })))
 }
 
-async fn openapi() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+async fn openapi(State(s): State<AppState>) -> impl IntoResponse {
+    Json(s.openapi.as_ref().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<TaskRequest, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn integers_may_be_written_as_whole_floats() {
+        let t = parse(r#"{"type":"echo","priority":8.0,"max_attempts":3,"timeout_ms":null}"#)
+            .expect("valid");
+        assert_eq!(
+            (t.priority, t.max_attempts, t.timeout_ms),
+            (Some(8), Some(3), None)
+        );
+        assert!(parse(r#"{"type":"echo","priority":8.5}"#).is_err());
+        assert!(parse(r#"{"type":"echo","priority":-1}"#).is_err());
+        assert!(parse(r#"{"type":"echo","priority":300}"#).is_err());
+        assert!(parse(r#"{"type":"echo","priority":"1"}"#).is_err());
+        assert!(parse(r#"{"type":"echo","extra":1}"#).is_err());
+    }
 }
