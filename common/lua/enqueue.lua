@@ -1,6 +1,7 @@
 -- Creates the record of a new task in state `pending` and counts it.
 -- KEYS: task, stats, types, events, idempotency (may be an unused placeholder)
--- ARGV: id, type, payload, max_attempts, priority, trace_id, created_at (0 = now),
+-- ARGV: id, type, payload, max_attempts ('' = unknown), priority ('' = unknown), trace_id,
+--       created_at (0 = now),
 --       use_idempotency (0/1), retention_ms
 -- Returns {'created', id} or {'exists', existing_id}.
 local task, stats, types, events, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]

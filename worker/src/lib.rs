@@ -11,6 +11,7 @@
 //! - `reporter`: progress and checkpoints to the store, bounded and fenced
 //! - `runner`: one attempt against its timeout, stop signal and grace period
 //! - `inflight`: running attempts and their stop switches
+//! - `declare`: this worker's settings of each served type, in `{ns}:type:{type}`
 //! - `liveness`: heartbeats, lease renewal, the reaper, the cancellation listener
 //! - `dead`: publishing to the dead-letter queue with headers saying why
 //!
@@ -20,6 +21,7 @@
 mod builtin;
 mod consumer;
 mod dead;
+mod declare;
 mod delivery;
 mod exec;
 mod handler;

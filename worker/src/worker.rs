@@ -4,6 +4,7 @@
 
 use crate::builtin::{Echo, Flaky, Sleep};
 use crate::consumer;
+use crate::declare;
 use crate::exec::Exec;
 use crate::handler::{DynHandler, Handler};
 use crate::inflight::StopReason;
@@ -131,6 +132,7 @@ impl Worker {
             types,
         ));
         liveness::beat(&shared).await;
+        declare::declare_all(&shared).await;
 
         let background = CancellationToken::new();
         let hb = tokio::spawn(liveness::heartbeat_loop(shared.clone(), background.clone()));
@@ -150,6 +152,7 @@ impl Worker {
         }
         background.cancel();
         let _ = tokio::join!(hb, rp, cl);
+        declare::forget_all(&shared).await;
         if let Err(e) = shared.store.deregister(&shared.worker_id).await {
             tracing::warn!(error = %e, "could not deregister");
         }

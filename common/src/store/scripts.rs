@@ -41,6 +41,8 @@ pub(crate) struct Scripts {
     pub deregister: Script,
     pub reap: Script,
     pub replay: Script,
+    pub declare: Script,
+    pub forget: Script,
 }
 
 impl Scripts {
@@ -58,6 +60,8 @@ impl Scripts {
             deregister: with_prelude(include_str!("../../lua/deregister.lua")),
             reap: with_prelude(include_str!("../../lua/reap.lua")),
             replay: with_prelude(include_str!("../../lua/replay.lua")),
+            declare: with_prelude(include_str!("../../lua/declare.lua")),
+            forget: with_prelude(include_str!("../../lua/forget.lua")),
         }
     }
 }

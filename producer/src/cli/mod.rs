@@ -6,6 +6,8 @@ mod enqueue;
 pub mod exit;
 mod inspect;
 mod lines;
+mod status;
+mod types;
 
 use crate::error::ProducerError;
 use clap::{Parser, Subcommand};
@@ -68,6 +70,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Each task type's settings, serving workers, paused flag and queue depth
+    Types {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print state transitions as they happen (until Ctrl-C)
     Watch,
     /// Serve the HTTP API
@@ -115,6 +122,7 @@ pub async fn run(args: Args) -> ExitCode {
             Command::Cancel { id } => inspect::cancel(config, &id).await,
             Command::Stats { json } => inspect::stats(config, json).await,
             Command::Workers { json } => inspect::workers(config, json).await,
+            Command::Types { json } => types::run(config, json).await,
             Command::Watch => inspect::watch(config).await,
             Command::Serve { listen } => serve(config, listen).await,
             Command::Dead { command } => dead::run(config, command).await,

@@ -69,6 +69,9 @@ pub(crate) struct BatchItem {
     id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// Set when no live worker serves the task's type (the task is kept and waits)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,6 +92,7 @@ pub(crate) struct CancelResponse {
         get_task,
         cancel_task,
         stats,
+        types,
         workers,
         healthz
     ),
@@ -110,6 +114,7 @@ pub(crate) fn routes(state: AppState) -> Router {
         .route("/v1/tasks/{id}", get(get_task))
         .route("/v1/tasks/{id}/cancel", post(cancel_task))
         .route("/v1/stats", get(stats))
+        .route("/v1/types", get(types))
         .route("/v1/workers", get(workers))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -130,7 +135,8 @@ fn parse_id(id: &str) -> Result<TaskId, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string()))
 }
 
-/// Enqueue a task; answers once RabbitMQ confirmed it
+/// Enqueue a task; answers once RabbitMQ confirmed it (with a `warning` field when no
+/// live worker serves its type)
 #[utoipa::path(post, path = "/v1/tasks", request_body = TaskRequest,
     responses((status = 202, description = "The task record", body = Object),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -141,7 +147,12 @@ async fn create_task(
     let req = body(json)?.into_request()?;
     let done = s.producer.enqueue(&req).await?;
     let record = producer::status(s.producer.store(), &done.id).await?;
-    Ok((StatusCode::ACCEPTED, Json(record.to_json())))
+    let mut body = record.to_json();
+    if let Some(w) = done.warning {
+        // No live worker serves the type: accepted all the same, and said so.
+        body["warning"] = w.into();
+    }
+    Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
 /// Enqueue many tasks; confirms are pipelined
@@ -170,10 +181,12 @@ async fn create_batch(
                 Ok(done) => BatchItem {
                     id: Some(done.id.to_string()),
                     error: None,
+                    warning: done.warning,
                 },
                 Err(error) => BatchItem {
                     id: None,
                     error: Some(error),
+                    warning: None,
                 },
             }
         })
@@ -215,6 +228,13 @@ async fn cancel_task(
 #[utoipa::path(get, path = "/v1/stats", responses((status = 200, body = Object)))]
 async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(producer::stats_json(s.producer.store()).await?))
+}
+
+/// Each task type's declared settings, serving workers, paused flag and queue depth
+#[utoipa::path(get, path = "/v1/types", responses((status = 200, body = Object),
+    (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn types(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(crate::fleet_types::types_json(&s.producer).await?))
 }
 
 /// Live workers
