@@ -46,7 +46,7 @@ impl ApiError {
     }
 }
 
-/// The status and error code of each kind of error (DESIGN.md "HTTP API").
+/// The status and error code of each kind of error (docs/http-api.md).
 fn status(kind: ErrorKind) -> (StatusCode, &'static str) {
     match kind {
         ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid"),

@@ -1,4 +1,4 @@
-//! `taskfleet serve`: the HTTP API over a `Producer` (DESIGN.md "HTTP API").
+//! `taskfleet serve`: the HTTP API over a `Producer` (docs/http-api.md).
 //!
 //! - `routes`: the handlers and the OpenAPI document (utoipa)
 //! - `auth`: bearer tokens; without tokens the API only listens on loopback
