@@ -15,6 +15,10 @@ use tokio::sync::Mutex;
 /// started (or stopped) is seen within this.
 pub const TYPE_INFO_TTL: Duration = Duration::from_secs(2);
 
+/// Longest an enqueue waits for the declaration (the lock is held meanwhile): while
+/// Redis is down, enqueues go on to their own, patient, record write instead.
+const TYPE_INFO_PATIENCE: Duration = Duration::from_secs(1);
+
 /// A type as the producer sees it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TypeInfo {
@@ -38,10 +42,14 @@ impl TypeInfoCache {
         {
             return *info;
         }
-        let info = match read(store, task_type).await {
-            Ok(info) => info,
-            Err(e) => {
+        let info = match tokio::time::timeout(TYPE_INFO_PATIENCE, read(store, task_type)).await {
+            Ok(Ok(info)) => info,
+            Ok(Err(e)) => {
                 tracing::debug!(%task_type, error = %e, "could not read the type's declared settings");
+                TypeInfo::default()
+            }
+            Err(_) => {
+                tracing::debug!(%task_type, "reading the type's declared settings timed out");
                 TypeInfo::default()
             }
         };
