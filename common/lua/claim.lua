@@ -132,8 +132,10 @@ end
 
 -- `fence` changes with every claim, so a takeover, even by the same worker after a
 -- reconnect, fences the run it replaced.
+-- `max_attempts` and `priority` are the values this worker resolved (the envelope's
+-- own, else its `[types.NAME]` over `[defaults]`): the record says what governs the run.
 local fields = {'attempt', effective, 'worker', worker, 'started_at', now, 'deliveries', deliveries,
-  'fence', ARGV[14]}
+  'fence', ARGV[14], 'max_attempts', ARGV[5], 'priority', ARGV[6]}
 if state == 'running' then
   redis.call('HSET', task, 'updated_at', now, unpack(fields))
   event(events, id, ttype, 'running', 'running', now, worker)

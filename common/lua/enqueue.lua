@@ -1,8 +1,9 @@
 -- Creates the record of a new task, `scheduled` while its run_at is ahead, else
 -- `pending`, and counts it.
 -- KEYS: task, stats, types, events, idempotency (may be an unused placeholder)
--- ARGV: id, type, payload, max_attempts, priority, trace_id, created_at (0 = now),
---       use_idempotency (0/1), retention_ms, run_at (ms, 0: now), expires_at (ms, 0: never)
+-- ARGV: id, type, payload, max_attempts ('' = unknown), priority ('' = unknown), trace_id,
+--       created_at (0 = now), use_idempotency (0/1), retention_ms, run_at (ms, 0: now),
+--       expires_at (ms, 0: never)
 -- Returns {'created', state} or {'exists', existing_id}.
 local task, stats, types, events, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, ttype, payload = ARGV[1], ARGV[2], ARGV[3]

@@ -48,16 +48,26 @@ end
 
 -- Creates the record of a task and counts it as enqueued: `scheduled` while its
 -- `run_at` (ms, 0: none) is ahead, else `pending`. `expires_at` (ms, 0: none) is when
--- a task not started by then is cancelled instead. `trace_id` is stored only when
--- known; `attempt` is the last attempt started (0: none); `from` is the state of the
--- record this one replaces (nil for a new task). Returns the state it created.
+-- a task not started by then is cancelled instead. `trace_id`, `max_attempts` and
+-- `priority` are stored only when known (not ''): an enqueuer that set none and knows
+-- no declared settings of the type leaves them to the claim, which writes the values
+-- the worker resolved. `attempt` is the last attempt started (0: none); `from` is the
+-- state of the record this one replaces (nil for a new task). Returns the state it
+-- created.
 local function create_record(task, stats, types, events, id, ttype, payload, max_attempts,
                              priority, trace_id, created_at, attempt, now, from, run_at, expires_at)
   local state = 'pending'
   if run_at and run_at > now then state = 'scheduled' end
   local fields = {'id', id, 'type', ttype, 'state', state, 'attempt', attempt,
-    'max_attempts', max_attempts, 'priority', priority, 'payload', payload,
-    'created_at', created_at, 'updated_at', now}
+    'payload', payload, 'created_at', created_at, 'updated_at', now}
+  if max_attempts ~= '' then
+    fields[#fields + 1] = 'max_attempts'
+    fields[#fields + 1] = max_attempts
+  end
+  if priority ~= '' then
+    fields[#fields + 1] = 'priority'
+    fields[#fields + 1] = priority
+  end
   if trace_id ~= '' then
     fields[#fields + 1] = 'trace_id'
     fields[#fields + 1] = trace_id

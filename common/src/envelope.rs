@@ -1,4 +1,4 @@
-//! The message body every producer publishes (DESIGN.md "Envelope"). Parsed once per
+//! The message body every producer publishes (docs/envelope.md). Parsed once per
 //! delivery; the payload stays raw JSON text so it is never re-serialized on the hot path.
 
 use crate::config::Config;

@@ -1,7 +1,33 @@
-//! Every AMQP name and Redis key of a fleet, in one place (DESIGN.md "AMQP topology"
-//! and "Redis keys"). Nothing else in the code base formats a key or a queue name.
+//! Every AMQP name and Redis key of a fleet, in one place (docs/amqp-topology.md and
+//! docs/redis-keys.md). Nothing else in the code base formats a key or a queue name.
+//!
+//! [`REDIS_KEYS`] lists the template of every key and channel; a unit test keeps it
+//! equal to what the methods render and to the table of docs/redis-keys.md.
+//!
+//! Redis Cluster: every script call declares its keys in KEYS, and keys added since
+//! issue 10 (`{ns}:type:{type}`, `{ns}:schedule:{name}`) are only ever touched one at a time (one script
+//! call or one command per key), so they can live on any shard without a hash tag.
 
 use crate::ids::{Namespace, TaskId, TaskType, WorkerId};
+
+/// The template of every Redis key and pub/sub channel of a namespace, as
+/// docs/redis-keys.md lists them (`{ns}`, `{id}`, `{type}`, `{worker_id}`, `{key}`,
+/// `{name}` are placeholders).
+pub const REDIS_KEYS: &[&str] = &[
+    "{ns}:task:{id}",
+    "{ns}:cancel:{id}",
+    "{ns}:stats:{type}",
+    "{ns}:types",
+    "{ns}:type:{type}",
+    "{ns}:workers",
+    "{ns}:worker:{worker_id}",
+    "{ns}:running",
+    "{ns}:idem:{key}",
+    "{ns}:reaper",
+    "{ns}:schedule:{name}",
+    "{ns}:events",
+    "{ns}:cancellations",
+];
 
 #[derive(Debug, Clone)]
 pub struct Names {
@@ -67,6 +93,12 @@ impl Names {
 
     pub fn types_key(&self) -> String {
         format!("{}:types", self.ns)
+    }
+
+    /// The effective settings of a type as the workers serving it declared them,
+    /// `paused`, and `workers` (see `store::type_settings`).
+    pub fn type_key(&self, task_type: &TaskType) -> String {
+        format!("{}:type:{}", self.ns, task_type)
     }
 
     pub fn workers_key(&self) -> String {
@@ -148,5 +180,63 @@ mod tests {
         assert_eq!(n.running_key(), "shop:running");
         assert_eq!(n.events_channel(), "shop:events");
         assert_eq!(n.cancellations_channel(), "shop:cancellations");
+        assert_eq!(n.type_key(&t), "shop:type:email.send");
+    }
+
+    /// Every template of [`REDIS_KEYS`] is what a method renders, and every method
+    /// that renders a key has its template listed.
+    #[test]
+    fn key_templates_match_the_methods() {
+        let n = Names::new("shop".parse().expect("valid namespace"));
+        let t: TaskType = "email.send".parse().expect("valid type");
+        let id: TaskId = "01934f9e-7a3b-7c00-8000-000000000000"
+            .parse()
+            .expect("valid id");
+        let w = WorkerId::from("host-1-abc".to_owned());
+        let rendered: Vec<String> = vec![
+            n.task_key(&id),
+            n.cancel_key(&id),
+            n.stats_key(&t),
+            n.types_key(),
+            n.type_key(&t),
+            n.workers_key(),
+            n.worker_key(&w),
+            n.running_key(),
+            n.idempotency_key("k1"),
+            n.reaper_lock(),
+            n.schedule_key("nightly"),
+            n.events_channel(),
+            n.cancellations_channel(),
+        ];
+        let from_templates: Vec<String> = REDIS_KEYS
+            .iter()
+            .map(|k| {
+                k.replace("{ns}", "shop")
+                    .replace("{id}", &id.to_string())
+                    .replace("{type}", t.as_str())
+                    .replace("{name}", "nightly")
+                    .replace("{worker_id}", w.as_str())
+                    .replace("{key}", "k1")
+            })
+            .collect();
+        assert_eq!(rendered, from_templates);
+    }
+
+    /// The key table of docs/redis-keys.md lists exactly [`REDIS_KEYS`].
+    #[test]
+    fn the_documented_key_table_lists_every_key() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/redis-keys.md");
+        let doc = std::fs::read_to_string(path).expect("docs/redis-keys.md is readable");
+        let documented: std::collections::BTreeSet<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .filter(|k| k.starts_with("{ns}:"))
+            .collect();
+        let listed: std::collections::BTreeSet<&str> = REDIS_KEYS.iter().copied().collect();
+        assert_eq!(
+            documented, listed,
+            "docs/redis-keys.md and names::REDIS_KEYS disagree"
+        );
     }
 }

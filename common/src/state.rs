@@ -40,7 +40,7 @@ impl TaskState {
         TaskState::Cancelling,
     ];
 
-    /// States a record never leaves (DESIGN.md "States").
+    /// States a record never leaves (docs/states.md).
     pub const TERMINAL: [TaskState; 3] = [
         TaskState::Completed,
         TaskState::Failed,
@@ -79,7 +79,7 @@ impl TaskState {
         }
     }
 
-    /// The transition table from DESIGN.md. Everything not listed is refused.
+    /// The transition table of docs/states.md. Everything not listed is refused.
     pub fn can_transition_to(self, to: TaskState) -> bool {
         use TaskState::*;
         matches!(

@@ -2,8 +2,10 @@
 //!
 //! # Layout
 //! - `producer`: `Producer` — validate, record (Redis), publish (confirmed), return the id
+//! - `fleet_types`: each type's settings, workers, paused flag, queue depth (`types`)
 //! - `request`: `EnqueueRequest` and its validation
 //! - `transient`: retrying a record or publish while its server restarts
+//! - `type_info`: a type's declared settings as the producer reads them (cached)
 //! - `error`: `ProducerError` and its `ErrorKind` (the CLI maps kinds to exit codes,
 //!   the HTTP API to statuses)
 //! - `dead`: the dead-letter queue: list it without consuming it, replay tasks from it
@@ -14,10 +16,12 @@
 pub mod cli;
 pub mod dead;
 pub mod error;
+pub mod fleet_types;
 pub mod http;
 pub mod producer;
 pub mod request;
 mod transient;
+pub mod type_info;
 
 pub use error::{ErrorKind, ProducerError};
 pub use producer::{Enqueued, Producer};

@@ -5,6 +5,7 @@
 use crate::error::{ProducerError, Result};
 use crate::request::EnqueueRequest;
 use crate::transient::retry_within;
+use crate::type_info::{TypeInfo, TypeInfoCache, unserved_warning};
 use std::time::Duration;
 use taskfleet_common::amqp::{Publish, Publisher, Topology, delay};
 use taskfleet_common::envelope::Envelope;
@@ -21,14 +22,17 @@ pub struct Producer {
     config: Config,
     store: StateStore,
     publisher: Publisher,
+    types: TypeInfoCache,
 }
 
 /// The answer to an enqueue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enqueued {
     pub id: TaskId,
     /// True when an idempotency key matched an earlier task: nothing was published.
     pub existing: bool,
+    /// Set when no live worker serves the type: the task is kept, but waits.
+    pub warning: Option<String>,
 }
 
 impl Producer {
@@ -48,6 +52,7 @@ impl Producer {
             config,
             store,
             publisher,
+            types: TypeInfoCache::default(),
         })
     }
 
@@ -76,40 +81,60 @@ impl Producer {
         &self.config
     }
 
+    /// What this producer knows of a type's declared settings (cached briefly).
+    pub async fn type_info(&self, task_type: &taskfleet_common::TaskType) -> TypeInfo {
+        self.types.get(&self.store, task_type).await
+    }
+
+    /// Records and publishes a task. The envelope carries only what the caller set:
+    /// the worker that runs the task resolves the rest from its configuration
+    /// (docs/envelope.md). The record and the AMQP priority use the type's declared
+    /// settings (`{ns}:type:{type}`) until a worker claims it.
     pub async fn enqueue(&self, req: &EnqueueRequest) -> Result<Enqueued> {
         req.validate(self.config.payload_limit)?;
-        let settings = self.config.type_settings(&req.task_type);
+        let info = self.type_info(&req.task_type).await;
         let envelope = Envelope {
             id: TaskId::new(),
             task_type: req.task_type.clone(),
             payload: req.payload.clone(),
             attempt: 1,
-            max_attempts: Some(req.max_attempts.unwrap_or(settings.max_attempts)),
-            priority: Some(req.priority.unwrap_or(settings.priority)),
-            timeout_ms: Some(req.timeout.unwrap_or(settings.timeout).as_millis() as u64),
+            max_attempts: req.max_attempts,
+            priority: req.priority,
+            timeout_ms: req
+                .timeout
+                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             created_at: None,
             trace_id: req.trace_id.clone(),
             run_at: req.run_at,
             expires_at: req.expires_at,
         };
+        let declared = info.settings;
         let task = NewTask {
             id: envelope.id,
             task_type: &envelope.task_type,
             payload: envelope.payload.get(),
-            max_attempts: envelope.max_attempts.unwrap_or(settings.max_attempts),
-            priority: envelope.priority.unwrap_or(0),
+            max_attempts: req.max_attempts.or(declared.map(|d| d.max_attempts)),
+            priority: req.priority.or(declared.map(|d| d.priority)),
             trace_id: envelope.trace_id.as_deref(),
             created_at: None,
             idempotency_key: req.idempotency_key.as_deref(),
             run_at: req.run_at,
             expires_at: req.expires_at,
         };
+        let warning =
+            (info.served == Some(false)).then(|| unserved_warning(&self.store, &req.task_type));
         let outcome = self.record(&task).await?;
         match outcome {
             // Our own id: an earlier try of this very call wrote it before its reply was
             // lost. The message is still ours to publish.
             EnqueueOutcome::Exists(id) if id == envelope.id => {}
-            EnqueueOutcome::Exists(id) => return Ok(Enqueued { id, existing: true }),
+            EnqueueOutcome::Exists(id) => {
+                return Ok(Enqueued {
+                    id,
+                    existing: true,
+                    warning: None,
+                });
+            }
             EnqueueOutcome::Created => {}
         }
         if let Err(e) = self.publish(&envelope).await {
@@ -132,6 +157,7 @@ impl Producer {
         Ok(Enqueued {
             id: envelope.id,
             existing: false,
+            warning,
         })
     }
 
@@ -149,8 +175,17 @@ impl Producer {
     /// Publishes an envelope to `{ns}.tasks` and waits for the confirm, reconnecting
     /// with backoff for a bounded time when the connection broke. A copy that did reach
     /// the broker before the break is harmless: workers drop duplicates of a running
-    /// attempt and fence on the task's state.
+    /// attempt and fence on the task's state. The AMQP priority is the envelope's, else
+    /// the type's declared one, else 0.
     pub async fn publish(&self, envelope: &Envelope) -> Result<()> {
+        let declared = match envelope.priority {
+            Some(_) => None,
+            None => self.type_info(&envelope.task_type).await.settings,
+        };
+        let priority = envelope
+            .priority
+            .or(declared.map(|d| d.priority))
+            .unwrap_or(0);
         let body = envelope.to_bytes();
         let id = envelope.id.to_string();
         // A scheduled task's first hop: the longest delay tier before its run_at (the
@@ -182,7 +217,7 @@ impl Producer {
                     body,
                     message_id: id,
                     task_type: envelope.task_type.as_str(),
-                    priority: envelope.priority.unwrap_or(0),
+                    priority,
                     headers: envelope
                         .traceparent()
                         .map(|t| ("traceparent", t))

@@ -1,6 +1,6 @@
-//! The `exec` handler: a task type backed by a program in any language (DESIGN.md
-//! "exec handler"). One process per attempt, no shell; payload on stdin; control
-//! lines on stdout; exit 0 success, 65 permanent failure, anything else a failed
+//! The `exec` handler: a task type backed by a program in any language
+//! (docs/exec-protocol.md). One process per attempt, no shell; payload on stdin;
+//! control lines on stdout; exit 0 success, 65 permanent failure, anything else a failed
 //! attempt. Output is bounded; on stop the whole process group gets SIGTERM, then
 //! SIGKILL after the grace period, and nothing outlives the attempt.
 

@@ -12,6 +12,7 @@
 //! - `runner`: one attempt against its timeout, stop signal and grace period
 //! - `inflight`: running attempts and their stop switches
 //! - `scheduler`: the elected leader of each `[schedules.NAME]` enqueues its ticks
+//! - `declare`: this worker's settings of each served type, in `{ns}:type:{type}`
 //! - `liveness`: heartbeats, lease renewal, the reaper, the cancellation listener
 //! - `dead`: publishing to the dead-letter queue with headers saying why
 //!
@@ -21,6 +22,7 @@
 mod builtin;
 mod consumer;
 mod dead;
+mod declare;
 mod delivery;
 mod exec;
 mod handler;

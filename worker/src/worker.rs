@@ -4,6 +4,7 @@
 
 use crate::builtin::{Echo, Flaky, Sleep};
 use crate::consumer;
+use crate::declare;
 use crate::exec::Exec;
 use crate::handler::{DynHandler, Handler};
 use crate::inflight::StopReason;
@@ -153,6 +154,7 @@ impl Worker {
             check_back = ?w.park_check_back(),
             "runs longer than park_after park their delivery (keep it under RabbitMQ's consumer_timeout, 30 min by default)"
         );
+        declare::declare_all(&shared).await;
 
         let background = CancellationToken::new();
         let hb = tokio::spawn(liveness::heartbeat_loop(shared.clone(), background.clone()));
@@ -178,6 +180,7 @@ impl Worker {
         }
         background.cancel();
         let _ = tokio::join!(hb, rp, cl, sc);
+        declare::forget_all(&shared).await;
         if let Err(e) = shared.store.deregister(&shared.worker_id).await {
             tracing::warn!(error = %e, "could not deregister");
         }

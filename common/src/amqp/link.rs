@@ -8,7 +8,9 @@ use crate::names::Names;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
 };
+use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use std::path::Path;
 use std::time::Duration;
@@ -142,6 +144,48 @@ impl Link {
         fut: impl Future<Output = Result<T, E>>,
     ) -> Result<T, AmqpError> {
         bounded(what, self.timeout, fut).await
+    }
+
+    /// Messages ready in each of `queues`, `None` for a queue that does not exist.
+    /// Passive declares on a channel of their own: the broker closes a channel that
+    /// asks for a missing queue, and that must not be one a caller publishes on.
+    pub async fn queue_depths(&self, queues: &[String]) -> Result<Vec<Option<u32>>, AmqpError> {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let mut depths = Vec::with_capacity(queues.len());
+        let mut ch: Option<Channel> = None;
+        for q in queues {
+            let channel = match ch.take() {
+                Some(c) => c,
+                None => {
+                    self.bounded("opening a channel", self.conn.create_channel())
+                        .await?
+                }
+            };
+            let declared = self
+                .bounded(
+                    "reading a queue's depth",
+                    channel.queue_declare(q.as_str().into(), passive, FieldTable::default()),
+                )
+                .await;
+            match declared {
+                Ok(queue) => {
+                    depths.push(Some(queue.message_count()));
+                    ch = Some(channel);
+                }
+                // The broker closed this channel (404): the next queue gets a new one.
+                Err(_) if self.conn.status().connected() => depths.push(None),
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(c) = ch {
+            let _ = self
+                .bounded("closing a channel", c.close(200, "done".into()))
+                .await;
+        }
+        Ok(depths)
     }
 
     /// False once either channel was closed, by the broker (a channel-level error

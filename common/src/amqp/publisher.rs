@@ -118,6 +118,17 @@ impl Publisher {
         Ok(())
     }
 
+    /// Messages ready in each of `queues` (`None`: no such queue), on this
+    /// publisher's connection.
+    pub async fn queue_depths(&self, queues: &[String]) -> Result<Vec<Option<u32>>, AmqpError> {
+        self.channel().await?;
+        let link = self.link.lock().await;
+        match link.as_ref() {
+            Some(l) => l.queue_depths(queues).await,
+            None => Ok(vec![None; queues.len()]),
+        }
+    }
+
     /// Publishes and waits for the broker's confirm.
     pub async fn publish(&self, msg: &Publish<'_>) -> Result<(), AmqpError> {
         let ch = self.channel().await?;

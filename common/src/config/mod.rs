@@ -285,97 +285,12 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Checks that serde cannot express; each error names the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, problem: &str| {
-            Err(ConfigError::Invalid {
-                key: key.to_owned(),
-                problem: problem.to_owned(),
-            })
-        };
-        if self.payload_limit == 0 {
-            return invalid("payload_limit", "must be greater than 0");
-        }
-        if let Some(ca) = &self.tls_ca_file
-            && !ca.is_file()
-        {
-            return invalid(
-                "tls_ca_file",
-                &format!("{} is not a readable file", ca.display()),
-            );
-        }
-        self.http.validate()?;
-        if self.network_timeout.is_zero() {
-            return invalid("network_timeout", "must be greater than 0");
-        }
-        if self.worker.concurrency == 0 || self.worker.concurrency > 10_000 {
-            return invalid("worker.concurrency", "must be between 1 and 10000");
-        }
-        if self.worker.heartbeat_interval.is_zero() {
-            return invalid("worker.heartbeat_interval", "must be greater than 0");
-        }
-        if self.worker.lease <= self.worker.heartbeat_interval {
-            return invalid(
-                "worker.lease",
-                "must be longer than worker.heartbeat_interval",
-            );
-        }
-        if self.worker.park_after.is_zero() {
-            return invalid("worker.park_after", "must be greater than 0");
-        }
-        validate_type_defaults(
-            "defaults",
-            self.defaults.max_attempts,
-            self.defaults.priority,
-            &self.defaults.backoff,
-        )?;
-        self.parsed_schedules()?;
-        for (name, t) in &self.types {
-            let key = format!("types.{name}");
-            if name.parse::<TaskType>().is_err() {
-                return invalid(
-                    &key,
-                    "is not a valid task type name ([a-z0-9][a-z0-9._-]{0,63})",
-                );
-            }
-            if let Some(exec) = &t.exec
-                && exec.first().is_none_or(|p| p.is_empty())
-            {
-                return invalid(&format!("{key}.exec"), "must name a program");
-            }
-            let settings = self.type_settings_by_name(name);
-            validate_type_defaults(
-                &key,
-                settings.max_attempts,
-                settings.priority,
-                &settings.backoff,
-            )?;
-        }
-        if let Some(addr) = &self.worker.metrics_listen
-            && addr.parse::<std::net::SocketAddr>().is_err()
-        {
-            return invalid(
-                "worker.metrics_listen",
-                "must be an address such as 127.0.0.1:9464",
-            );
-        }
-        for t in &self.worker.types {
-            if t.parse::<TaskType>().is_err() {
-                return invalid(
-                    "worker.types",
-                    &format!("{t:?} is not a valid task type name"),
-                );
-            }
-        }
-        Ok(())
-    }
-
     /// The effective settings of a task type: its `[types.NAME]` over `defaults`.
     pub fn type_settings(&self, task_type: &TaskType) -> TypeSettings {
         self.type_settings_by_name(task_type.as_str())
     }
 
-    fn type_settings_by_name(&self, name: &str) -> TypeSettings {
+    pub(crate) fn type_settings_by_name(&self, name: &str) -> TypeSettings {
         let t = self.types.get(name);
         let d = &self.defaults;
         TypeSettings {
@@ -387,35 +302,7 @@ impl Config {
     }
 }
 
-fn validate_type_defaults(
-    key: &str,
-    max_attempts: u32,
-    priority: u8,
-    b: &BackoffConfig,
-) -> Result<(), ConfigError> {
-    let invalid = |sub: &str, problem: &str| {
-        Err(ConfigError::Invalid {
-            key: format!("{key}.{sub}"),
-            problem: problem.to_owned(),
-        })
-    };
-    if max_attempts == 0 || max_attempts > 100 {
-        return invalid("max_attempts", "must be between 1 and 100");
-    }
-    if priority > 9 {
-        return invalid("priority", "must be between 0 and 9");
-    }
-    if b.multiplier < 1.0 || !b.multiplier.is_finite() {
-        return invalid("backoff.multiplier", "must be at least 1.0");
-    }
-    if !(0.0..=1.0).contains(&b.jitter) {
-        return invalid("backoff.jitter", "must be between 0.0 and 1.0");
-    }
-    if b.max < b.initial {
-        return invalid("backoff.max", "must not be shorter than backoff.initial");
-    }
-    Ok(())
-}
+mod validate;
 
 /// Every `[schedules.NAME]`, checked and parsed.
 impl Config {

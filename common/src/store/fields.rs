@@ -1,4 +1,4 @@
-//! The fields of the task hash `{ns}:task:{id}` (DESIGN.md "Redis keys"), named once.
+//! The fields of the task hash `{ns}:task:{id}` (docs/redis-keys.md), named once.
 //! The Lua scripts spell them as literals; a unit test (`contract_tests`) scans
 //! `common/lua/` and fails on a field a script uses that is not listed here.
 

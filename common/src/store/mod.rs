@@ -9,6 +9,7 @@
 //! - `tasks`: enqueue, claim, finish, cancel, report, replay (the transitions)
 //! - `fleet`: heartbeats, the reaper, the worker registry
 //! - `read`: records and counters as users see them
+//! - `type_settings`: `{ns}:type:{type}`, the settings workers declare per type
 //! - `calls`: one module per script: its typed arguments (KEYS/ARGV order) and reply
 //! - `scripts`: loading the scripts, the prelude's constants rendered from Rust
 //! - `fields`: the fields of the task hash, named once
@@ -22,6 +23,7 @@ mod reply;
 mod schedules;
 mod scripts;
 mod tasks;
+mod type_settings;
 
 pub use fields::{FieldKind, TaskField};
 pub use fleet::{Beat, HeartbeatArgs, Registration, WorkerInfo, WorkerStatus};
@@ -31,6 +33,7 @@ pub use tasks::{
     CancelResult, Claim, Commit, DeliveryClaim, DropReason, EnqueueOutcome, Fence, NewTask,
     Outcome, ReplayRefusal, Report,
 };
+pub use type_settings::{Declaration, DeclaredSettings, TypeDeclaration};
 
 use crate::names::Names;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};

@@ -123,6 +123,11 @@ impl StateStore {
     /// Counters of every type seen, in one pipelined round trip.
     pub async fn stats(&self) -> Result<BTreeMap<TaskType, TypeStats>> {
         let types = self.types().await?;
+        if types.is_empty() {
+            // An empty pipeline is an error in redis-rs ("empty command"): a namespace
+            // with nothing in it yet has no counters, which is not an error.
+            return Ok(BTreeMap::new());
+        }
         let mut pipe = redis::pipe();
         for t in &types {
             pipe.hgetall(self.names.stats_key(t));

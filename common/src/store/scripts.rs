@@ -43,6 +43,8 @@ pub(crate) struct Scripts {
     pub replay: Script,
     pub lead: Script,
     pub fired: Script,
+    pub declare: Script,
+    pub forget: Script,
 }
 
 impl Scripts {
@@ -62,6 +64,8 @@ impl Scripts {
             replay: with_prelude(include_str!("../../lua/replay.lua")),
             lead: with_prelude(include_str!("../../lua/lead.lua")),
             fired: with_prelude(include_str!("../../lua/fired.lua")),
+            declare: with_prelude(include_str!("../../lua/declare.lua")),
+            forget: with_prelude(include_str!("../../lua/forget.lua")),
         }
     }
 }

@@ -14,8 +14,10 @@ pub struct NewTask<'a> {
     pub id: TaskId,
     pub task_type: &'a TaskType,
     pub payload: &'a str,
-    pub max_attempts: u32,
-    pub priority: u8,
+    /// Set explicitly, or declared by the workers of the type; `None` leaves the field
+    /// out of the record until a worker claims the task and writes what it resolved.
+    pub max_attempts: Option<u32>,
+    pub priority: Option<u8>,
     pub trace_id: Option<&'a str>,
     pub created_at: Option<u64>,
     pub idempotency_key: Option<&'a str>,

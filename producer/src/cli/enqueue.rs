@@ -87,6 +87,9 @@ pub async fn run(config: Config, args: EnqueueArgs) -> Result<()> {
     let result = match single {
         Some(req) => {
             let done = producer.enqueue(&req).await?;
+            if let Some(w) = &done.warning {
+                eprintln!("taskfleet: warning: {w}");
+            }
             println!("{}", done.id);
             Ok(())
         }
@@ -136,9 +139,15 @@ async fn batch(producer: &Producer, args: &EnqueueArgs) -> Result<()> {
     // enqueue is ever abandoned half-way (between its record and its publish).
     let mut refused = 0usize;
     let mut worst = None;
+    let mut warned = false;
     while let Some(r) = results.next().await {
         match r {
             Ok(done) => {
+                // One type per batch: one warning is enough.
+                if let Some(w) = done.warning.as_ref().filter(|_| !warned) {
+                    eprintln!("taskfleet: warning: {w}");
+                    warned = true;
+                }
                 let _ = out.write_all(format!("{}\n", done.id).as_bytes()).await;
                 if let Some(b) = &bar {
                     b.inc(1);

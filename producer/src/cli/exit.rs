@@ -1,4 +1,4 @@
-//! The exit codes of the contract (DESIGN.md "Command line"), decided by the kind
+//! The exit codes of the contract (docs/exit-codes.md), decided by the kind
 //! of the error alone: 1 not found or refused, 2 bad usage or invalid input,
 //! 3 RabbitMQ or Redis unreachable.
 

@@ -18,9 +18,8 @@ pub async fn status(config: Config, id: &str, json: bool) -> Result<()> {
     if json {
         println!("{}", record.to_json());
     } else {
-        for (k, v) in &record.fields {
-            println!("{k:<20} {v}");
-        }
+        let now = store.server_time_ms().await?;
+        print!("{}", super::status::render(&record, now));
     }
     Ok(())
 }

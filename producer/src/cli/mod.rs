@@ -7,6 +7,8 @@ pub mod exit;
 mod inspect;
 mod lines;
 mod schedules;
+mod status;
+mod types;
 
 use crate::error::ProducerError;
 use clap::{Parser, Subcommand};
@@ -69,6 +71,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Each task type's settings, serving workers, paused flag and queue depth
+    Types {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print state transitions as they happen (until Ctrl-C)
     Watch,
     /// Cron and interval schedules: next and last fire, leader
@@ -121,6 +128,7 @@ pub async fn run(args: Args) -> ExitCode {
             Command::Cancel { id } => inspect::cancel(config, &id).await,
             Command::Stats { json } => inspect::stats(config, json).await,
             Command::Workers { json } => inspect::workers(config, json).await,
+            Command::Types { json } => types::run(config, json).await,
             Command::Watch => inspect::watch(config).await,
             Command::Schedules { json } => schedules::run(config, json).await,
             Command::Serve { listen } => serve(config, listen).await,

@@ -137,6 +137,8 @@ impl Modify for BearerAuth {
         routes::get_task,
         routes::cancel_task,
         routes::stats,
+        routes::types,
+        routes::schedules,
         routes::workers,
         routes::metrics,
         routes::healthz

@@ -69,7 +69,7 @@ impl ApiError {
     }
 }
 
-/// The status and error code of each kind of error (DESIGN.md "HTTP API").
+/// The status and error code of each kind of error (docs/http-api.md).
 fn status(kind: ErrorKind) -> (StatusCode, &'static str) {
     match kind {
         ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid"),

@@ -122,6 +122,9 @@ pub(crate) struct BatchItem {
     id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// Set when no live worker serves the task's type (the task is kept and waits)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 #[derive(ToSchema)]
@@ -145,6 +148,8 @@ pub(crate) fn routes(state: AppState) -> Router {
     let read = Router::new()
         .route("/v1/tasks/{id}", get(get_task))
         .route("/v1/stats", get(stats))
+        .route("/v1/types", get(types))
+        .route("/v1/schedules", get(schedules))
         .route("/v1/workers", get(workers))
         .route("/metrics", get(metrics))
         .route_layer(gate(Scope::TasksRead));
@@ -180,7 +185,8 @@ fn parse_id(id: Result<Path<String>, PathRejection>) -> Result<TaskId, ApiError>
     id.parse::<TaskId>().map_err(|e| invalid(e.to_string()))
 }
 
-/// Enqueue a task; answers once RabbitMQ confirmed it
+/// Enqueue a task; answers once RabbitMQ confirmed it (with a `warning` field when no
+/// live worker serves its type)
 #[utoipa::path(post, path = "/v1/tasks", request_body = TaskRequest,
     security(("bearer" = ["tasks:write"])),
     responses((status = 202, description = "Enqueued: the task record", body = super::doc::TaskRecord),
@@ -197,7 +203,12 @@ pub(crate) async fn create_task(
     let req = body(json)?.into_request(s.producer.config().payload_limit)?;
     let done = s.producer.enqueue(&req).await?;
     let record = producer::status(s.producer.store(), &done.id).await?;
-    Ok((StatusCode::ACCEPTED, Json(record.to_json())))
+    let mut body = record.to_json();
+    if let Some(w) = done.warning {
+        // No live worker serves the type: accepted all the same, and said so.
+        body["warning"] = w.into();
+    }
+    Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
 /// Enqueue many tasks, all or none validated first; confirms are pipelined
@@ -238,10 +249,12 @@ pub(crate) async fn create_batch(
                 Ok(done) => BatchItem {
                     id: Some(done.id.to_string()),
                     error: None,
+                    warning: done.warning,
                 },
                 Err(e) => BatchItem {
                     id: None,
                     error: Some(e.to_string()),
+                    warning: None,
                 },
             }
         })
@@ -301,6 +314,28 @@ pub(crate) async fn cancel_task(
         (status = 503, description = "Redis unreachable, or timed out", body = ErrorBody)))]
 pub(crate) async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(producer::stats_json(s.producer.store()).await?))
+}
+
+/// Each task type's declared settings, serving workers, paused flag and queue depth
+#[utoipa::path(get, path = "/v1/types", security(("bearer" = ["tasks:read"])),
+    responses((status = 200, description = "Task types", body = Object),
+        (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks tasks:read", body = ErrorBody),
+        (status = 409, description = "Refused by Redis", body = ErrorBody),
+        (status = 503, description = "Redis or RabbitMQ unreachable, or timed out", body = ErrorBody)))]
+pub(crate) async fn types(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(crate::fleet_types::types_json(&s.producer).await?))
+}
+
+/// Cron and interval schedules: next and last fire, leader
+#[utoipa::path(get, path = "/v1/schedules", security(("bearer" = ["tasks:read"])),
+    responses((status = 200, description = "Schedules", body = Object),
+        (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks tasks:read", body = ErrorBody),
+        (status = 409, description = "Refused by Redis", body = ErrorBody),
+        (status = 503, description = "Redis unreachable, or timed out", body = ErrorBody)))]
+pub(crate) async fn schedules(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(producer::schedules_json(s.producer.store()).await?))
 }
 
 /// Live workers

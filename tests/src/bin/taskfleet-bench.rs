@@ -1,4 +1,4 @@
-//! `scripts/bench`: the speed targets of DESIGN.md, measured on this machine against
+//! `scripts/bench`: the speed targets of docs/performance.md, measured on this machine against
 //! the real servers, with release worker processes.
 //!
 //! 1. throughput: N no-op (`echo`) tasks pre-enqueued, then two workers drain them;

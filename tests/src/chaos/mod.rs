@@ -30,7 +30,7 @@ pub const HEARTBEAT: Duration = Duration::from_millis(500);
 pub const LEASE: Duration = Duration::from_millis(3000);
 pub const DRAIN_GRACE: Duration = Duration::from_millis(3000);
 
-/// Exit codes: as DESIGN.md's (0 done, 1 a failed check, 2 bad usage or a missing
+/// Exit codes: as docs/exit-codes.md's (0 done, 1 a failed check, 2 bad usage or a missing
 /// tool, 3 a server unreachable).
 pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;

@@ -40,8 +40,8 @@ impl Call for NewTask<'_> {
         inv.arg(self.id.to_string())
             .arg(self.task_type.as_str())
             .arg(self.payload)
-            .arg(self.max_attempts)
-            .arg(self.priority)
+            .arg(self.max_attempts.map(|n| n.to_string()).unwrap_or_default())
+            .arg(self.priority.map(|p| p.to_string()).unwrap_or_default())
             .arg(self.trace_id.unwrap_or(""))
             .arg(self.created_at.unwrap_or(0))
             .flag(self.idempotency_key.is_some())
@@ -75,8 +75,8 @@ mod tests {
             id: TaskId::new(),
             task_type: &t,
             payload: "{}",
-            max_attempts: 3,
-            priority: 0,
+            max_attempts: Some(3),
+            priority: None,
             trace_id: None,
             created_at: None,
             idempotency_key: Some("k"),

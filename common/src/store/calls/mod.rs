@@ -7,6 +7,7 @@
 mod abandon;
 mod cancel;
 mod claim;
+mod declare;
 mod deregister;
 mod enqueue;
 mod finish;
@@ -19,6 +20,7 @@ mod schedule;
 pub(crate) use abandon::AbandonArgs;
 pub(crate) use cancel::CancelArgs;
 pub(crate) use claim::ClaimArgs;
+pub(crate) use declare::{DeclareArgs, ForgetArgs, worker_list};
 pub(crate) use deregister::DeregisterArgs;
 pub(crate) use finish::FinishArgs;
 pub(crate) use reap::ReapArgs;
