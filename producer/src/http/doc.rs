@@ -94,6 +94,7 @@ pub(crate) struct Stats {
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)] // mirrors `store::TypeStats`; a test keeps them in agreement
 pub(crate) struct TypeCounters {
+    scheduled: i64,
     pending: i64,
     running: i64,
     retrying: i64,
