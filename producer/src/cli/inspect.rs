@@ -40,8 +40,9 @@ pub async fn stats(config: Config, json: bool) -> Result<()> {
     }
     let stats = store.stats().await?;
     println!(
-        "{:<24} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}",
+        "{:<24} {:>9} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}",
         "TYPE",
+        "SCHEDULED",
         "PENDING",
         "RUNNING",
         "RETRYING",
@@ -54,8 +55,9 @@ pub async fn stats(config: Config, json: bool) -> Result<()> {
     );
     for (t, s) in &stats {
         println!(
-            "{:<24} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}",
+            "{:<24} {:>9} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}",
             t.as_str(),
+            s.scheduled,
             s.pending,
             s.running,
             s.retrying,

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use taskfleet_common::store::TaskRecord;
 
 /// Field order of the human form; fields not listed follow, alphabetically.
-const ORDER: [&str; 24] = [
+const ORDER: [&str; 25] = [
     "id",
     "type",
     "state",
@@ -18,6 +18,8 @@ const ORDER: [&str; 24] = [
     "progress",
     "error",
     "created_at",
+    "run_at",
+    "expires_at",
     "started_at",
     "finished_at",
     "next_attempt_at",
@@ -31,7 +33,6 @@ const ORDER: [&str; 24] = [
     "fence",
     "max_attempts",
     "progress_message",
-    "expires_at",
 ];
 
 /// The record as `status` prints it; `now` is the Redis server clock (ms), the
