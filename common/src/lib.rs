@@ -45,6 +45,10 @@ pub fn usage_error_line(program: &str, rendered: &str) -> String {
 
 /// A URL fit for logs and error messages: any password is replaced by `***`.
 pub fn redact_url(url: &str) -> String {
+    // A list of nodes (`amqp_url` may name several) is redacted node by node.
+    if url.contains(',') {
+        return url.split(',').map(redact_url).collect::<Vec<_>>().join(",");
+    }
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
@@ -66,6 +70,10 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_never_reach_logs() {
+        assert_eq!(
+            super::redact_url("amqp://g:s1@h1/%2f,amqp://g:s2@h2/%2f,h3:5683"),
+            "amqp://g:***@h1/%2f,amqp://g:***@h2/%2f,h3:5683"
+        );
         assert_eq!(
             super::redact_url("amqp://guest:secret@host:5672/%2f"),
             "amqp://guest:***@host:5672/%2f"

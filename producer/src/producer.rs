@@ -206,7 +206,13 @@ impl Producer {
                 let (exchange, routing_key) = match tier {
                     Some(ms) => {
                         let channel = publisher.channel().await?;
-                        let queue = delay::declare(&channel, names, &envelope.task_type, ms);
+                        let queue = delay::declare(
+                            &channel,
+                            names,
+                            publisher.topology().queue_type(),
+                            &envelope.task_type,
+                            ms,
+                        );
                         (String::new(), queue.await?)
                     }
                     None => (names.tasks_exchange(), envelope.task_type.to_string()),

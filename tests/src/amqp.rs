@@ -6,20 +6,30 @@ use lapin::options::{
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection};
 use taskfleet_common::{Names, TaskType};
 
+/// Connects as the fleet does: the first node of `url` that answers (a list of nodes
+/// is allowed), with the fleet's deadline.
+async fn open(url: &str) -> Result<Connection, taskfleet_common::amqp::AmqpError> {
+    taskfleet_common::amqp::connect(
+        url,
+        "taskfleet-tests",
+        std::time::Duration::from_secs(10),
+        None,
+    )
+    .await
+}
+
 pub async fn channel(url: &str) -> (Connection, Channel) {
-    let conn = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .expect("RabbitMQ reachable");
+    let conn = open(url).await.expect("RabbitMQ reachable");
     let ch = conn.create_channel().await.expect("channel");
     (conn, ch)
 }
 
 /// Whether the broker accepts a connection within a few seconds.
 pub async fn reachable(url: &str) -> bool {
-    let connect = Connection::connect(url, ConnectionProperties::default());
+    let connect = open(url);
     match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
         Ok(Ok(conn)) => {
             let _ = conn.close(200, "done".into()).await;
@@ -111,7 +121,7 @@ pub async fn get_one(url: &str, queue: &str) -> Option<(Vec<u8>, Vec<(String, St
 }
 
 pub async fn delete_namespace(url: &str, names: &Names, types: &[TaskType]) {
-    let Ok(conn) = Connection::connect(url, ConnectionProperties::default()).await else {
+    let Ok(conn) = open(url).await else {
         return;
     };
     let Ok(ch) = conn.create_channel().await else {
@@ -137,7 +147,7 @@ pub async fn delete_queues(url: &str, queues: &[String]) {
     if queues.is_empty() {
         return;
     }
-    let Ok(conn) = Connection::connect(url, ConnectionProperties::default()).await else {
+    let Ok(conn) = open(url).await else {
         return;
     };
     if let Ok(ch) = conn.create_channel().await {

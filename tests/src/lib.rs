@@ -20,12 +20,14 @@
 //! - `wait`: polling with a deadline; `record`: reading a task's record
 //! - `cancel`, `retries`: helpers of the cancellation and retry tests
 //! - `runs`: handlers that count their runs (exactly once, by what ran)
+//! - `cluster`: the servers of `scripts/cluster` (three RabbitMQ nodes, Sentinel)
 //! - `chaos`: the scenarios of `scripts/chaos`; `bench`: probes of `scripts/bench`
 
 pub mod amqp;
 pub mod bench;
 pub mod cancel;
 pub mod chaos;
+pub mod cluster;
 pub mod files;
 pub mod http;
 pub mod logs;

@@ -16,11 +16,12 @@
 //! redeclare it before every publish, so it never expires while holding a message.
 
 use super::AmqpError;
+use crate::config::QueueType;
 use crate::ids::TaskType;
 use crate::names::Names;
 use lapin::Channel;
 use lapin::options::QueueDeclareOptions;
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::AMQPValue;
 use std::time::Duration;
 
 /// Header of a parked copy: the envelope of a run that is still going, left in a
@@ -55,11 +56,25 @@ const IDLE_MARGIN: Duration = Duration::from_secs(60);
 pub async fn declare(
     ch: &Channel,
     names: &Names,
+    queue_type: QueueType,
     task_type: &TaskType,
     delay_ms: u64,
 ) -> Result<String, AmqpError> {
     let queue = names.delay_queue(task_type, delay_ms);
-    let mut args = FieldTable::default();
+    let mut args = super::topology::replicated(queue_type);
+    if queue_type == QueueType::Quorum {
+        // A quorum queue dead-letters at most once by default: a node lost at the
+        // moment of expiry could drop the delayed task. At least once needs
+        // reject-publish overflow (RabbitMQ 3.10+).
+        args.insert(
+            "x-dead-letter-strategy".into(),
+            AMQPValue::LongString("at-least-once".into()),
+        );
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
+    }
     args.insert(
         "x-message-ttl".into(),
         AMQPValue::LongLongInt(delay_ms as i64),

@@ -4,6 +4,7 @@
 //! replaced whole when it breaks: nothing repairs a channel in place.
 
 use super::{AmqpError, Topology, bounded, connect};
+use crate::config::QueueType;
 use crate::names::Names;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -63,6 +64,8 @@ pub struct Link {
     /// link that only reads now and then needs no second channel).
     pub consume: Channel,
     pub names: Names,
+    /// Of the namespace's queues, for those declared on the way (delay queues).
+    pub queue_type: QueueType,
     pub timeout: Duration,
 }
 
@@ -103,6 +106,7 @@ impl Link {
             publish,
             consume,
             names: opts.topology.names().clone(),
+            queue_type: opts.topology.queue_type(),
             timeout,
         })
     }

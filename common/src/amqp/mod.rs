@@ -11,10 +11,12 @@
 pub mod dead;
 pub mod delay;
 mod link;
+mod nodes;
 mod publisher;
 mod topology;
 
 pub use link::{ConsumeOptions, Link, LinkOptions, Settle};
+pub use nodes::node_urls;
 pub use publisher::{Publish, Publisher, publish_confirmed};
 pub use topology::Topology;
 
@@ -76,10 +78,51 @@ pub async fn bounded<T, E: Into<AmqpError>>(
         .map_err(Into::into)
 }
 
-/// Connects within `timeout`. The AMQP heartbeat is set (unless the URL sets one) so a
+/// Connects to the first node of `url` that answers (see [`node_urls`]), each within
+/// `timeout`; when none does, the error names every node and why it failed.
+pub async fn connect(
+    url: &str,
+    name: &str,
+    timeout: Duration,
+    tls_ca_file: Option<&Path>,
+) -> Result<Connection, AmqpError> {
+    let nodes = node_urls(url);
+    if nodes.len() == 1 {
+        return connect_node(url, name, timeout, tls_ca_file).await;
+    }
+    let mut failures = Vec::with_capacity(nodes.len());
+    for node in &nodes {
+        match connect_node(node, name, timeout, tls_ca_file).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) => {
+                tracing::debug!(node = %crate::redact_url(node), error = %e, "RabbitMQ node did not answer; trying the next");
+                failures.push(e)
+            }
+        }
+    }
+    let tls = failures.iter().any(|e| matches!(e, AmqpError::Tls { .. }));
+    let reason = failures
+        .iter()
+        .map(|e| match e {
+            AmqpError::Unreachable { url, reason } | AmqpError::Tls { url, reason } => {
+                format!("{url}: {reason}")
+            }
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let url = format!("any of {} nodes", nodes.len());
+    Err(if tls {
+        AmqpError::Tls { url, reason }
+    } else {
+        AmqpError::Unreachable { url, reason }
+    })
+}
+
+/// One node, within `timeout`. The AMQP heartbeat is set (unless the URL sets one) so a
 /// hung or stopped peer is noticed in seconds and its unacked deliveries requeued.
 /// An `amqps://` URL connects over TLS, trusting the system roots and `tls_ca_file`.
-pub async fn connect(
+async fn connect_node(
     url: &str,
     name: &str,
     timeout: Duration,

@@ -10,6 +10,14 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 
+/// On a quorum queue RabbitMQ itself counts deliveries and dead-letters a message
+/// delivered more often than this, so poison stays bounded even when Redis lost the
+/// count `max_redeliveries` is judged by (a failover to a replica that lagged). The
+/// claim's own bound acts first; this one is generous because a worker that cannot
+/// reach Redis hands deliveries back, and the broker counts those too. A constant, not
+/// a setting: producers and workers must declare identical queue arguments.
+pub const QUORUM_DELIVERY_LIMIT: i32 = 50;
+
 #[derive(Debug, Clone)]
 pub struct Topology {
     names: Names,
@@ -23,6 +31,10 @@ impl Topology {
 
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    pub fn queue_type(&self) -> QueueType {
+        self.queue_type
     }
 
     /// `{ns}.tasks` and `{ns}.dead` (exchange and queue).
@@ -52,7 +64,7 @@ impl Topology {
                 durable: true,
                 ..Default::default()
             },
-            FieldTable::default(),
+            replicated(self.queue_type),
         )
         .await?;
         ch.queue_bind(
@@ -90,7 +102,9 @@ impl Topology {
     }
 
     fn queue_arguments(&self) -> FieldTable {
-        let mut args = FieldTable::default();
+        // On quorum queues priorities are ignored (3.10), and poison is also bounded
+        // by the broker.
+        let mut args = replicated(self.queue_type);
         args.insert(
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(self.names.dead().into()),
@@ -101,11 +115,25 @@ impl Topology {
             }
             QueueType::Quorum => {
                 args.insert(
-                    "x-queue-type".into(),
-                    AMQPValue::LongString("quorum".into()),
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongInt(QUORUM_DELIVERY_LIMIT),
                 );
             }
         }
         args
     }
+}
+
+/// The arguments that make a queue of `queue_type`: every queue of a namespace (task,
+/// delay and dead queues) is replicated when the namespace is, so losing a node loses
+/// no queue.
+pub(crate) fn replicated(queue_type: QueueType) -> FieldTable {
+    let mut args = FieldTable::default();
+    if queue_type == QueueType::Quorum {
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+    }
+    args
 }

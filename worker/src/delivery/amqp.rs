@@ -95,7 +95,13 @@ impl Inbound for AmqpInbound {
         let (exchange, routing_key) = match wait_ms {
             None => (tasks_exchange.as_str(), env.task_type.to_string()),
             Some(ms) => {
-                let queue = delay::declare(&link.publish, &link.names, &env.task_type, ms);
+                let queue = delay::declare(
+                    &link.publish,
+                    &link.names,
+                    link.queue_type,
+                    &env.task_type,
+                    ms,
+                );
                 ("", link.bounded("declaring a delay queue", queue).await?)
             }
         };

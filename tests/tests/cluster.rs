@@ -1,0 +1,79 @@
+//! Issue 16: a fleet on real clusters (`scripts/cluster up`): three RabbitMQ nodes with
+//! quorum queues. Run with `TASKFLEET_CLUSTER_TESTS=1 scripts/test` (or
+//! `cargo test -p taskfleet-tests --test cluster -- --ignored` once the cluster is up).
+
+use std::time::Duration;
+use taskfleet_common::TaskState;
+use taskfleet_common::config::QueueType;
+use taskfleet_tests::cluster::{self, StoppedNode};
+use taskfleet_tests::{Fleet, test_config};
+
+async fn cluster_fleet() -> Fleet {
+    cluster::require().await;
+    let mut config = test_config();
+    config.amqp_url = cluster::amqp_url();
+    config.queue_type = QueueType::Quorum;
+    Fleet::with_config(config).await
+}
+
+async fn enqueue_and_complete(fleet: &Fleet, n: usize, deadline: Duration) {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(fleet.enqueue("echo", &format!(r#"{{"i":{i}}}"#)).await);
+    }
+    for id in &ids {
+        fleet
+            .wait_for_state(id, TaskState::Completed, deadline)
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/cluster up; run with TASKFLEET_CLUSTER_TESTS=1 scripts/test"]
+async fn worker_keeps_consuming_when_its_node_stops() {
+    let mut fleet = cluster_fleet().await;
+    fleet.start_worker().await;
+    enqueue_and_complete(&fleet, 10, Duration::from_secs(20)).await;
+
+    // Nodes are tried in order: the worker and the producer are on the first one.
+    let listed = cluster::ctl(
+        &cluster::node_name(0),
+        &["list_connections", "client_properties"],
+    )
+    .await
+    .expect("list_connections");
+    assert!(
+        listed.contains("taskfleet-worker"),
+        "the worker connected to the first node; connections there: {listed}"
+    );
+    let stopped = StoppedNode::stop(0).await;
+
+    // The quorum queue keeps its majority on nodes 2 and 3; worker and producer
+    // reconnect to them and the tasks enqueued now complete.
+    enqueue_and_complete(&fleet, 10, Duration::from_secs(60)).await;
+    let stats = fleet.stats("echo").await;
+    assert_eq!(stats.completed, 20, "every task completed once: {stats:?}");
+    drop(stopped);
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/cluster up; run with TASKFLEET_CLUSTER_TESTS=1 scripts/test"]
+async fn quorum_queues_carry_a_delivery_limit() {
+    let mut fleet = cluster_fleet().await;
+    fleet.start_worker().await;
+    let queue = fleet.names().queue(&taskfleet_tests::task_type("echo"));
+    let listed = cluster::ctl(
+        &cluster::node_name(0),
+        &["list_queues", "name", "type", "arguments"],
+    )
+    .await
+    .expect("list_queues");
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(queue.as_str()))
+        .unwrap_or_else(|| panic!("{queue} is declared on the cluster: {listed}"));
+    assert!(row.contains("quorum"), "{row}");
+    assert!(row.contains("x-delivery-limit"), "{row}");
+    fleet.teardown().await;
+}
