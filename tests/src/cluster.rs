@@ -78,3 +78,34 @@ impl Drop for StoppedNode {
         .join();
     }
 }
+
+/// The port of the primary the first Sentinel names.
+pub async fn sentinel_primary_port() -> u16 {
+    let out = Command::new("redis-cli")
+        .args([
+            "-p",
+            "26381",
+            "sentinel",
+            "get-master-addr-by-name",
+            "taskfleet",
+        ])
+        .output()
+        .await
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|p| p.trim().parse().ok())
+        .expect("the Sentinel names a primary")
+}
+
+/// Asks the Sentinels for a failover (graceful: the replica catches up first).
+pub async fn sentinel_failover() {
+    let out = Command::new("redis-cli")
+        .args(["-p", "26381", "sentinel", "failover", "taskfleet"])
+        .output()
+        .await
+        .expect("redis-cli runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.trim() == "OK", "sentinel failover: {said}");
+}

@@ -77,3 +77,65 @@ async fn quorum_queues_carry_a_delivery_limit() {
     assert!(row.contains("x-delivery-limit"), "{row}");
     fleet.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/cluster up; run with TASKFLEET_CLUSTER_TESTS=1 scripts/test"]
+async fn fleet_follows_a_sentinel_failover() {
+    cluster::require().await;
+    let mut config = test_config();
+    config.redis_url = cluster::sentinel_url();
+    let mut fleet = Fleet::with_config(config).await;
+    fleet.start_worker().await;
+    enqueue_and_complete(&fleet, 10, Duration::from_secs(20)).await;
+
+    let before = cluster::sentinel_primary_port().await;
+    cluster::sentinel_failover().await;
+    let after = taskfleet_tests::eventually(
+        Duration::from_secs(30),
+        "Sentinel to promote the replica",
+        || async {
+            let now = cluster::sentinel_primary_port().await;
+            (now != before).then_some(now)
+        },
+    )
+    .await;
+
+    // Worker and producer follow: new tasks complete, and the counters (written on
+    // the new primary) count every task once.
+    enqueue_and_complete(&fleet, 10, Duration::from_secs(60)).await;
+    let stats = fleet.stats("echo").await;
+    assert_eq!(
+        (stats.completed, stats.enqueued),
+        (20, 20),
+        "every task counted once across the failover: {stats:?}"
+    );
+    let on_new = redis::Client::open(format!("redis://127.0.0.1:{after}"))
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the new primary answers");
+    let role: Vec<redis::Value> = redis::cmd("ROLE")
+        .query_async(&mut on_new.clone())
+        .await
+        .expect("ROLE");
+    assert_eq!(
+        role.first(),
+        Some(&redis::Value::BulkString(b"master".to_vec())),
+        "port {after} is the primary now"
+    );
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/cluster up; run with TASKFLEET_CLUSTER_TESTS=1 scripts/test"]
+async fn unknown_sentinel_master_is_a_clear_error() {
+    cluster::require().await;
+    let mut config = test_config();
+    config.redis_url = "redis+sentinel://127.0.0.1:26381,127.0.0.1:26382/nosuch".into();
+    let (code, _, stderr) = taskfleet_tests::process::cli(&config, &["stats"], None).await;
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("knows no master named \"nosuch\"") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}

@@ -13,6 +13,7 @@
 //! - `calls`: one module per script: its typed arguments (KEYS/ARGV order) and reply
 //! - `scripts`: loading the scripts, the prelude's constants rendered from Rust
 //! - `fields`: the fields of the task hash, named once
+//! - `sentinel`: finding (and following) the primary through Redis Sentinel
 //! - `reply`: strict readers of Redis replies
 
 mod calls;
@@ -22,6 +23,7 @@ mod read;
 mod reply;
 mod schedules;
 mod scripts;
+mod sentinel;
 mod tasks;
 mod type_settings;
 
@@ -39,7 +41,7 @@ use crate::names::Names;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use scripts::Scripts;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,8 +92,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Clone)]
 pub struct StateStore {
-    conn: ConnectionManager,
-    client: redis::Client,
+    /// Replaced whole when Sentinel names a new primary; every call clones what is
+    /// current (cheap), so a move never waits for calls in flight.
+    primary: Arc<RwLock<Primary>>,
     names: Names,
     scripts: Arc<Scripts>,
     retention: Duration,
@@ -109,7 +112,8 @@ impl std::fmt::Debug for StateStore {
 impl StateStore {
     /// Connects within `timeout`; every later command is bounded by `timeout` too. A
     /// `rediss://` URL connects over TLS, trusting the system roots or, when given,
-    /// the private CA of `tls_ca_file`.
+    /// the private CA of `tls_ca_file`; a `redis+sentinel://` URL connects to the
+    /// primary the Sentinels name, and follows it (see `sentinel`).
     pub async fn connect(
         url: &str,
         names: Names,
@@ -117,31 +121,27 @@ impl StateStore {
         timeout: Duration,
         tls_ca_file: Option<&Path>,
     ) -> Result<Self> {
-        let tls = crate::tls::is_tls_url(url);
-        let failed = |reason: String| {
-            let url = crate::redact_url(url);
-            if tls && crate::tls::is_tls_failure(&reason) {
-                StoreError::Tls { url, reason }
-            } else {
-                StoreError::Unreachable { url, reason }
+        let sentinel = match sentinel::SentinelUrl::parse(url) {
+            Some(Ok(s)) => Some(s),
+            Some(Err(reason)) => {
+                return Err(StoreError::Unreachable {
+                    url: crate::redact_url(url),
+                    reason,
+                });
             }
+            None => None,
         };
-        let client = client(url, tls, tls_ca_file).await?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = tokio::time::timeout(
-            timeout,
-            ConnectionManager::new_with_config(client.clone(), config),
-        )
-        .await
-        .map_err(|_| failed(crate::tls::no_answer(tls, timeout)))?
-        .map_err(|e| failed(e.to_string()))?;
+        let primary_url = match &sentinel {
+            Some(s) => s.primary(timeout).await?,
+            None => url.to_owned(),
+        };
+        let primary = Primary::open(&primary_url, timeout, tls_ca_file).await?;
+        let primary = Arc::new(RwLock::new(primary));
+        if let Some(s) = sentinel {
+            tokio::spawn(follow(Arc::downgrade(&primary), s, primary_url, timeout));
+        }
         Ok(Self {
-            conn,
-            client,
+            primary,
             names,
             scripts: Arc::new(Scripts::load()),
             retention,
@@ -155,10 +155,11 @@ impl StateStore {
 
     /// A dedicated pub/sub connection, which must never share the multiplexed one.
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub> {
-        let ps = tokio::time::timeout(self.timeout, self.client.get_async_pubsub())
+        let client = self.client();
+        let ps = tokio::time::timeout(self.timeout, client.get_async_pubsub())
             .await
             .map_err(|_| StoreError::Unreachable {
-                url: crate::redact_url(&self.client.get_connection_info().addr().to_string()),
+                url: crate::redact_url(&self.client().get_connection_info().addr().to_string()),
                 reason: "pub/sub connection timed out".into(),
             })??;
         Ok(ps)
@@ -170,14 +171,14 @@ impl StateStore {
         tokio::time::timeout(self.timeout, ps.subscribe(channel))
             .await
             .map_err(|_| StoreError::Unreachable {
-                url: crate::redact_url(&self.client.get_connection_info().addr().to_string()),
+                url: crate::redact_url(&self.client().get_connection_info().addr().to_string()),
                 reason: format!("subscribing to {channel} timed out"),
             })??;
         Ok(ps)
     }
 
     pub async fn ping(&self) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         redis::cmd("PING").query_async::<()>(&mut conn).await?;
         Ok(())
     }
@@ -187,7 +188,19 @@ impl StateStore {
     }
 
     fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+        self.current().conn
+    }
+
+    fn client(&self) -> redis::Client {
+        self.current().client
+    }
+
+    fn current(&self) -> Primary {
+        // A poisoned lock only means a follower panicked mid-swap; what it holds is whole.
+        self.primary
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Deletes every key of the namespace (tests and demos clean up with it).
@@ -214,6 +227,82 @@ impl StateStore {
                 return Ok(removed);
             }
             cursor = next;
+        }
+    }
+}
+
+/// The server every command goes to: one multiplexed connection and the client that
+/// opens pub/sub connections beside it.
+#[derive(Clone)]
+struct Primary {
+    conn: ConnectionManager,
+    client: redis::Client,
+}
+
+impl Primary {
+    async fn open(url: &str, timeout: Duration, tls_ca_file: Option<&Path>) -> Result<Self> {
+        let tls = crate::tls::is_tls_url(url);
+        let failed = |reason: String| {
+            let url = crate::redact_url(url);
+            if tls && crate::tls::is_tls_failure(&reason) {
+                StoreError::Tls { url, reason }
+            } else {
+                StoreError::Unreachable { url, reason }
+            }
+        };
+        let client = client(url, tls, tls_ca_file).await?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = tokio::time::timeout(
+            timeout,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| failed(crate::tls::no_answer(tls, timeout)))?
+        .map_err(|e| failed(e.to_string()))?;
+        Ok(Self { conn, client })
+    }
+}
+
+/// Asks the Sentinels who the primary is every `sentinel::POLL` and moves the store
+/// there when the answer changes; ends with the last clone of the store.
+async fn follow(
+    slot: Weak<RwLock<Primary>>,
+    sentinel: sentinel::SentinelUrl,
+    mut current: String,
+    timeout: Duration,
+) {
+    loop {
+        tokio::time::sleep(sentinel::POLL).await;
+        if slot.strong_count() == 0 {
+            return;
+        }
+        let url = match sentinel.primary(timeout).await {
+            Ok(url) if url != current => url,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "no Sentinel answered; keeping the primary");
+                continue;
+            }
+        };
+        match Primary::open(&url, timeout, None).await {
+            Ok(primary) => {
+                let Some(slot) = slot.upgrade() else { return };
+                *slot.write().unwrap_or_else(|e| e.into_inner()) = primary;
+                tracing::warn!(
+                    master = sentinel.master(),
+                    from = %crate::redact_url(&current),
+                    to = %crate::redact_url(&url),
+                    "Redis failover: following the new primary"
+                );
+                current = url;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the new primary Sentinel named does not answer yet")
+            }
         }
     }
 }
