@@ -100,28 +100,47 @@ async fn fleet_follows_a_sentinel_failover() {
     )
     .await;
 
-    // Worker and producer follow: new tasks complete, and the counters (written on
-    // the new primary) count every task once.
-    enqueue_and_complete(&fleet, 10, Duration::from_secs(60)).await;
+    // Until Sentinel demotes it, the old primary still takes writes (that the
+    // promotion will lose): wait for the demotion, so the tasks below can only
+    // complete if the fleet moved to the new primary.
+    taskfleet_tests::eventually(
+        Duration::from_secs(30),
+        "Sentinel to demote the old primary",
+        || async { (role(before).await == "slave").then_some(()) },
+    )
+    .await;
+    assert_eq!(role(after).await, "master");
+
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(fleet.enqueue("echo", &format!(r#"{{"late":{i}}}"#)).await);
+    }
+    for id in &ids {
+        fleet
+            .wait_for_state(id, TaskState::Completed, Duration::from_secs(60))
+            .await;
+    }
     let stats = fleet.stats("echo").await;
     assert_eq!(
         (stats.completed, stats.enqueued),
         (20, 20),
         "every task counted once across the failover: {stats:?}"
     );
-    let on_new = redis::Client::open(format!("redis://127.0.0.1:{after}"))
+    let mut on_new = redis::Client::open(format!("redis://127.0.0.1:{after}"))
         .expect("url")
         .get_multiplexed_async_connection()
         .await
         .expect("the new primary answers");
-    let role: Vec<redis::Value> = redis::cmd("ROLE")
-        .query_async(&mut on_new.clone())
+    let state: Option<String> = redis::cmd("HGET")
+        .arg(fleet.names().task_key(&ids[9]))
+        .arg("state")
+        .query_async(&mut on_new)
         .await
-        .expect("ROLE");
+        .expect("HGET");
     assert_eq!(
-        role.first(),
-        Some(&redis::Value::BulkString(b"master".to_vec())),
-        "port {after} is the primary now"
+        state.as_deref(),
+        Some("completed"),
+        "written on the new primary"
     );
     fleet.teardown().await;
 }
@@ -138,4 +157,22 @@ async fn unknown_sentinel_master_is_a_clear_error() {
         stderr.contains("knows no master named \"nosuch\"") && stderr.lines().count() == 1,
         "{stderr}"
     );
+}
+
+/// `ROLE` of the Redis on `port`: master or slave.
+async fn role(port: u16) -> String {
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
+        return String::new();
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return String::new();
+    };
+    let role: Vec<redis::Value> = redis::cmd("ROLE")
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    match role.first() {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    }
 }
