@@ -81,6 +81,13 @@ pub fn env_for(config: &Config) -> Vec<(&'static str, String)> {
             "TASKFLEET_DEFAULTS__BACKOFF__MAX",
             format!("{}ms", config.defaults.backoff.max.as_millis()),
         ),
+        (
+            "TASKFLEET_QUEUE_TYPE",
+            match config.queue_type {
+                taskfleet_common::config::QueueType::Classic => "classic".into(),
+                taskfleet_common::config::QueueType::Quorum => "quorum".into(),
+            },
+        ),
         ("RUST_LOG", "info".into()),
     ];
     if let Some(ca) = &config.tls_ca_file {

@@ -9,7 +9,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A connection to `url`, or why there is none (within a few seconds).
 pub async fn connect(url: &str) -> Result<MultiplexedConnection, String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    // A Sentinel URL reads the primary it names now, as the fleet does.
+    let url = taskfleet_common::store::current_server(url, CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
     tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
         .await
         .map_err(|_| format!("no connection within {CONNECT_TIMEOUT:?}"))?

@@ -231,6 +231,19 @@ impl StateStore {
     }
 }
 
+/// The `redis://` URL of the server a store on `url` talks to now: `url` itself, or
+/// for a Sentinel URL the primary the Sentinels name (tools reading Redis directly).
+pub async fn current_server(url: &str, timeout: Duration) -> Result<String> {
+    match sentinel::SentinelUrl::parse(url) {
+        Some(Ok(s)) => s.primary(timeout).await,
+        Some(Err(reason)) => Err(StoreError::Unreachable {
+            url: crate::redact_url(url),
+            reason,
+        }),
+        None => Ok(url.to_owned()),
+    }
+}
+
 /// The server every command goes to: one multiplexed connection and the client that
 /// opens pub/sub connections beside it.
 #[derive(Clone)]

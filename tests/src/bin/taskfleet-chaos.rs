@@ -2,6 +2,7 @@
 //! (see `taskfleet_tests::chaos`).
 //!
 //!   taskfleet-chaos kill9|drain|sigstop|rabbitmq-restart|redis-restart|all
+//!   taskfleet-chaos rabbitmq-node-kill|redis-failover   (on scripts/cluster up)
 //!
 //! rabbitmq-restart and redis-restart stop the SHARED servers (`all` runs them too);
 //! the test suite never runs them. Env: TASKFLEET_AMQP_URL, TASKFLEET_REDIS_URL (the
@@ -10,7 +11,7 @@
 
 use taskfleet_tests::chaos::{EXIT_USAGE, Scenario, Settings};
 
-const USAGE: &str = "usage: scripts/chaos kill9|drain|sigstop|rabbitmq-restart|redis-restart|all";
+const USAGE: &str = "usage: scripts/chaos kill9|drain|sigstop|rabbitmq-restart|redis-restart|all, or on scripts/cluster up: rabbitmq-node-kill|redis-failover";
 
 #[tokio::main]
 async fn main() {

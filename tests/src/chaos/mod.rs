@@ -8,9 +8,13 @@
 //! - `scenarios`: kill9, drain, sigstop (they touch only their own workers)
 //! - `restarts`: rabbitmq-restart, redis-restart (they stop the SHARED servers; never
 //!   run by the test suite) and the guard that restores a stopped server
+//! - `cluster_faults`: rabbitmq-node-kill, redis-failover, on `scripts/cluster`'s servers
+//!   (not in `all`); `recovery`: their recovery time
 //! - `batch`: the enqueue; `tally`: what completed, and the verdict
 
 mod batch;
+mod cluster_faults;
+mod recovery;
 mod restarts;
 mod scenarios;
 mod tally;
@@ -43,6 +47,8 @@ pub enum Scenario {
     Sigstop,
     RabbitmqRestart,
     RedisRestart,
+    RabbitmqNodeKill,
+    RedisFailover,
 }
 
 impl Scenario {
@@ -54,6 +60,9 @@ impl Scenario {
         Scenario::RedisRestart,
     ];
 
+    /// On the servers of `scripts/cluster`: run by name, not by `all`.
+    pub const CLUSTER: [Scenario; 2] = [Scenario::RabbitmqNodeKill, Scenario::RedisFailover];
+
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Kill9 => "kill9",
@@ -61,11 +70,16 @@ impl Scenario {
             Scenario::Sigstop => "sigstop",
             Scenario::RabbitmqRestart => "rabbitmq-restart",
             Scenario::RedisRestart => "redis-restart",
+            Scenario::RabbitmqNodeKill => "rabbitmq-node-kill",
+            Scenario::RedisFailover => "redis-failover",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.name() == s)
+        Self::ALL
+            .into_iter()
+            .chain(Self::CLUSTER)
+            .find(|c| c.name() == s)
     }
 
     /// Runs the scenario; its exit code.
@@ -76,6 +90,8 @@ impl Scenario {
             Scenario::Sigstop => scenarios::sigstop(settings).await,
             Scenario::RabbitmqRestart => restarts::rabbitmq_restart(settings).await,
             Scenario::RedisRestart => restarts::redis_restart(settings).await,
+            Scenario::RabbitmqNodeKill => cluster_faults::rabbitmq_node_kill(settings).await,
+            Scenario::RedisFailover => cluster_faults::redis_failover(settings).await,
         };
         outcome.unwrap_or_else(|code| code)
     }
@@ -111,7 +127,15 @@ pub struct Run {
 
 impl Run {
     pub async fn setup(scenario: Scenario, settings: &Settings) -> Result<Self, i32> {
-        let config = chaos_config();
+        Self::setup_on(scenario, settings, chaos_config()).await
+    }
+
+    /// `setup` on the servers (and queue type) of `config`.
+    pub async fn setup_on(
+        scenario: Scenario,
+        settings: &Settings,
+        config: Config,
+    ) -> Result<Self, i32> {
         let say = |m: &str| eprintln!("chaos[{}]: {m}", scenario.name());
         if !redis_direct::answers(&config.redis_url).await {
             say("Redis does not answer (try scripts/services)");
@@ -150,6 +174,10 @@ impl Run {
 
     pub fn config(&self) -> &Config {
         &self.fleet.config
+    }
+
+    pub fn names(&self) -> taskfleet_common::Names {
+        self.fleet.names()
     }
 
     /// A check failed: the run ends non-zero whatever the verdict.
@@ -364,7 +392,7 @@ impl Run {
 
 /// A fresh `chaos…` namespace on the servers of `TASKFLEET_AMQP_URL` and
 /// `TASKFLEET_REDIS_URL`, with the scenario's heartbeat, lease and drain grace.
-fn chaos_config() -> Config {
+pub(super) fn chaos_config() -> Config {
     let mut c = test_config();
     let ns = format!("chaos{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     c.namespace = ns.parse().expect("valid namespace");

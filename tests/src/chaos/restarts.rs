@@ -15,7 +15,7 @@ use std::time::Duration;
 const OUTAGE: Duration = Duration::from_secs(5);
 
 /// A backlog, then paced (about 30/s) so the producer publishes through the outage.
-fn paced(tasks: usize) -> Shape {
+pub(super) fn paced(tasks: usize) -> Shape {
     Shape {
         burst: tasks / 5,
         pace: Duration::from_millis(300),

@@ -37,20 +37,23 @@ pub async fn completed_records(redis_url: &str, names: &Names) -> BTreeSet<Strin
         .collect()
 }
 
-/// The `completed` counter of `sleep`.
+/// The `completed` counter of `sleep` (0 when Redis does not answer).
 pub async fn counter(redis_url: &str, names: &Names) -> i64 {
-    let Ok(mut conn) = redis_direct::connect(redis_url).await else {
-        return 0;
-    };
+    try_counter(redis_url, names).await.unwrap_or(0)
+}
+
+/// The `completed` counter of `sleep`, `None` when Redis does not answer.
+pub async fn try_counter(redis_url: &str, names: &Names) -> Option<i64> {
+    let mut conn = redis_direct::connect(redis_url).await.ok()?;
     let key = names.stats_key(&crate::task_type("sleep"));
-    redis::cmd("HGET")
-        .arg(key)
-        .arg("completed")
-        .query_async::<Option<i64>>(&mut conn)
+    let mut hget = redis::cmd("HGET");
+    hget.arg(key).arg("completed");
+    let read = hget.query_async::<Option<i64>>(&mut conn);
+    let n = tokio::time::timeout(std::time::Duration::from_secs(2), read)
         .await
-        .ok()
-        .flatten()
-        .unwrap_or(0)
+        .ok()?
+        .ok()?;
+    Some(n.unwrap_or(0))
 }
 
 pub async fn snapshot(redis_url: &str, names: &Names) -> Snapshot {
