@@ -3,8 +3,8 @@
 //! restart it) and `redis-failover` (kill -9 of the Redis primary under load; Sentinel
 //! promotes the replica). Each prints the usual verdict and the recovery time.
 
-use super::recovery::Sampler;
 use super::batch::Shape;
+use super::recovery::Sampler;
 use super::{EXIT_FAILED, EXIT_USAGE, Run, Scenario, Settings};
 use crate::cluster;
 use crate::wait::poll_until;
@@ -38,7 +38,10 @@ async fn cluster_up() -> bool {
 }
 
 async fn setup(scenario: Scenario, settings: &Settings) -> Result<Run, i32> {
-    if cluster::ctl(&cluster::node_name(0), &["status"]).await.is_err() {
+    if cluster::ctl(&cluster::node_name(0), &["status"])
+        .await
+        .is_err()
+    {
         eprintln!(
             "chaos[{}]: the cluster is not up: run scripts/cluster up first",
             scenario.name()
@@ -155,7 +158,9 @@ pub async fn redis_failover(settings: &Settings) -> Result<i32, i32> {
     });
     back.await;
     report(&mut run, &sampler, fault);
-    run.say(&format!("restarting the old primary on {port} (scripts/cluster up)"));
+    run.say(&format!(
+        "restarting the old primary on {port} (scripts/cluster up)"
+    ));
     if !cluster_up().await {
         run.fail("FAILED: scripts/cluster up could not restart it");
     }
