@@ -62,10 +62,7 @@ pub(super) fn resolve(
         (None, None) => None,
     };
     let expires_at = expires_at.map(|t| parse("expires_at", t)).transpose()?;
-    Ok(Times {
-        run_at,
-        expires_at,
-    })
+    Ok(Times { run_at, expires_at })
 }
 
 /// An RFC 3339 time as ms since the epoch. A time before the epoch is 1 ms, long

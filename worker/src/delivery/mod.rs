@@ -17,6 +17,8 @@ mod decision;
 mod executor;
 #[cfg(test)]
 mod fakes;
+#[cfg(test)]
+mod parked_tests;
 mod ports;
 #[cfg(test)]
 mod tests;
@@ -159,7 +161,10 @@ fn log_claim(claim: &Claim) {
             "a failed attempt came back without its retry; scheduling the retry"
         ),
         Claim::Hop { delay } => tracing::debug!(?delay, "scheduled; not due yet"),
-        Claim::Expired => tracing::info!("not started by its expires_at; cancelled as expired"),
+        Claim::Expired => {
+            tracing::info!("not started by its expires_at; cancelled as expired");
+            metrics::counter!("taskfleet_tasks_expired_total").increment(1);
+        }
         Claim::Park { delay } => tracing::debug!(
             ?delay,
             "the run of this task is alive elsewhere; parking this copy to check back"
