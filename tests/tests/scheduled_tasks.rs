@@ -144,7 +144,6 @@ async fn a_scheduled_task_survives_a_killed_worker_and_its_lost_record() {
 #[tokio::test]
 async fn delays_from_a_second_to_thirty_days_share_a_bounded_set_of_queues() {
     let mut fleet = Fleet::new().await;
-    fleet.start_worker().await;
     let now = now_ms();
     let mut ids = Vec::new();
     for ahead in [1_000, 3_600_000, 30 * 86_400_000] {
@@ -153,6 +152,7 @@ async fn delays_from_a_second_to_thirty_days_share_a_bounded_set_of_queues() {
     let prefix = format!("{}.delay.", fleet.names().namespace());
     let queues = queues_with_prefix(&fleet.config.amqp_url, &prefix).await;
     assert_eq!(queues.len(), 3, "one first-hop tier each: {queues:?}");
+    fleet.start_worker().await;
     // A hundred more distinct delays between 1 s and 30 days add no queue past the
     // tiers, and the 1 s task runs through its hops while the others wait.
     for i in 0..100_u64 {
@@ -178,6 +178,9 @@ async fn delays_from_a_second_to_thirty_days_share_a_bounded_set_of_queues() {
 
 #[tokio::test]
 async fn two_hundred_random_delays_start_close_to_their_run_at() {
+    // Tests of this file that run binaries build them first, once per process: that
+    // build must not load the machine while this one measures.
+    taskfleet_tests::process::bin("taskfleet").await;
     let mut fleet = Fleet::new().await;
     fleet.start_worker().await;
     let now = now_ms();
@@ -280,11 +283,11 @@ async fn bad_delays_exit_2_with_a_one_line_reason_and_enqueue_nothing() {
             vec!["--delay", "1s", "--at", "2026-12-01T12:00:00Z"],
             "--at",
         ),
-        (vec!["--delay", "-5s"], "--delay"),
+        (vec!["--delay=-5s"], "--delay"),
         (vec!["--delay", "soon"], "--delay"),
         (vec!["--at", "tomorrow"], "--at"),
         (vec!["--at", far.as_str()], "days ahead"),
-        (vec!["--expires", "-1m"], "--expires"),
+        (vec!["--expires=-1m"], "--expires"),
     ] {
         let mut all = vec!["enqueue", "echo", "{}"];
         all.extend_from_slice(&args);

@@ -113,7 +113,12 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
         result_limit: shared.config.result_limit,
     };
     let verdict = Verdict::of(end, fence.attempt, &policy);
-    let commit = commit::commit(shared, inbound, env, &fence, &verdict).await;
+    let ending = commit::Ending {
+        env,
+        fence: &fence,
+        verdict: &verdict,
+    };
+    let commit = commit::commit(shared, inbound, ending).await;
     drop(in_flight);
     if let Some(c) = &commit {
         commit::observe(c, &verdict, env);
