@@ -127,20 +127,23 @@ mod tests {
 
     #[test]
     fn delay_and_run_at_together_are_refused_naming_both() {
-        let e = message(resolve(Some(1), Some("2025-12-01T12:00:00Z"), None, NOW).unwrap_err());
+        let e = message(
+            resolve(Some(1), Some("2025-12-01T12:00:00Z"), None, NOW).expect_err("refused"),
+        );
         assert!(e.contains("delay_ms") && e.contains("run_at"), "{e}");
     }
 
     #[test]
     fn too_far_ahead_and_unparsable_times_are_refused() {
-        let e = message(resolve(Some(max_ahead_ms() + 1), None, None, NOW).unwrap_err());
+        let e = message(resolve(Some(max_ahead_ms() + 1), None, None, NOW).expect_err("refused"));
         assert!(e.contains("delay_ms") && e.contains("45 days"), "{e}");
         assert!(resolve(Some(max_ahead_ms()), None, None, NOW).is_ok());
-        let e = message(resolve(None, Some("2099-01-01T00:00:00Z"), None, NOW).unwrap_err());
+        let e =
+            message(resolve(None, Some("2099-01-01T00:00:00Z"), None, NOW).expect_err("refused"));
         assert!(e.contains("run_at") && e.contains("45 days"), "{e}");
-        let e = message(resolve(None, Some("tomorrow"), None, NOW).unwrap_err());
+        let e = message(resolve(None, Some("tomorrow"), None, NOW).expect_err("refused"));
         assert!(e.contains("run_at") && e.contains("RFC 3339"), "{e}");
-        let e = message(resolve(None, None, Some("2025-12-01 12:00"), NOW).unwrap_err());
+        let e = message(resolve(None, None, Some("2025-12-01 12:00"), NOW).expect_err("refused"));
         assert!(e.contains("expires_at"), "{e}");
     }
 
