@@ -118,12 +118,19 @@ async fn a_scheduled_task_survives_a_killed_worker_and_its_lost_record() {
     let run_at = now_ms() + 4000;
     let id = enqueue_at(&fleet, Some(run_at), None).await;
     first.kill().await;
-    // Redis loses the record during the delay: the envelope recreates it.
+    // Redis loses every key of the namespace during the delay (record, counters,
+    // registry, expiring zset): the envelope recreates the record.
     let mut conn = redis_direct::connect(&config.redis_url)
         .await
         .expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(fleet.names().redis_pattern())
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    assert!(keys.contains(&fleet.names().task_key(&id)), "{keys:?}");
     let _: i64 = redis::cmd("DEL")
-        .arg(fleet.names().task_key(&id))
+        .arg(&keys)
         .query_async(&mut conn)
         .await
         .expect("del");
