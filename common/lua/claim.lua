@@ -47,6 +47,14 @@ local deliveries = tonumber(h[3]) or 0
 if TERMINAL[state] then return {'drop', 'finished', state} end
 
 local retention = tonumber(ARGV[12])
+-- A parked or redelivered copy of a run being stopped, while its lease lives: the run
+-- ends the task itself (`cancelled`, or `completed` if it finished first), so the copy
+-- parks again rather than finishing the record under the run.
+if (parked or ARGV[13] == '1') and (state == 'cancelling' or state == 'running')
+    and attempt == rec_attempt then
+  local deadline = tonumber(redis.call('ZSCORE', running, id))
+  if deadline and deadline > now then return {'park', deadline - now} end
+end
 if state == 'cancelling' or redis.call('EXISTS', cancel) == 1 then
   if state == 'running' then
     move(task, stats, events, 'running', 'cancelling', now, worker, {'cancel_requested_at', now})

@@ -24,6 +24,7 @@ pub const REDIS_KEYS: &[&str] = &[
     "{ns}:running",
     "{ns}:idem:{key}",
     "{ns}:reaper",
+    "{ns}:expiring",
     "{ns}:schedule:{name}",
     "{ns}:events",
     "{ns}:cancellations",
@@ -135,6 +136,12 @@ impl Names {
         format!("{}:reaper", self.ns)
     }
 
+    /// Tasks with an `expires_at` that had not started when enqueued: id → expires_at
+    /// (ms), for the expiry sweep.
+    pub fn expiring_key(&self) -> String {
+        format!("{}:expiring", self.ns)
+    }
+
     /// A schedule's state (`next_at last_at last_id leader ...`), also its leader lease:
     /// each schedule is led on its own key, so its scripts touch one key (one slot).
     pub fn schedule_key(&self, name: &str) -> String {
@@ -204,6 +211,7 @@ mod tests {
             n.running_key(),
             n.idempotency_key("k1"),
             n.reaper_lock(),
+            n.expiring_key(),
             n.schedule_key("nightly"),
             n.events_channel(),
             n.cancellations_channel(),

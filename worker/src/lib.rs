@@ -14,6 +14,7 @@
 //! - `scheduler`: the elected leader of each `[schedules.NAME]` enqueues its ticks
 //! - `declare`: this worker's settings of each served type, in `{ns}:type:{type}`
 //! - `liveness`: heartbeats, lease renewal, the reaper, the cancellation listener
+//! - `expiry`: the sweep of tasks not started by their `expires_at` (in the reaper's turn)
 //! - `dead`: publishing to the dead-letter queue with headers saying why
 //!
 //! The binary (`main.rs`) parses flags, installs the signal handlers and calls
@@ -25,6 +26,7 @@ mod dead;
 mod declare;
 mod delivery;
 mod exec;
+mod expiry;
 mod handler;
 mod health;
 mod inflight;

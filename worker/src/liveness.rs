@@ -83,6 +83,8 @@ async fn reap(shared: &Shared) {
                 tracing::warn!(%id, "lease expired (its worker died or hung); task handed back");
                 metrics::counter!("taskfleet_leases_reaped_total").increment(1);
             }
+            // The lock holder sweeps too: one sweeper per fleet, no extra lease.
+            crate::expiry::sweep(shared).await;
         }
         Ok(None) => {}
         Err(e) => tracing::debug!(error = %e, "reaper pass failed"),

@@ -1,6 +1,6 @@
 //! The worker registry, heartbeats and the reaper of expired leases.
 
-use super::calls::{DeregisterArgs, ReapArgs};
+use super::calls::{DeregisterArgs, ExpireArgs, ReapArgs};
 use super::{Result, StateStore};
 use crate::ids::{TaskId, WorkerId};
 use redis::AsyncCommands;
@@ -91,6 +91,13 @@ impl StateStore {
             limit,
         })
         .await
+    }
+
+    /// The expiry sweep: tasks past their `expires_at` that never started end
+    /// `cancelled`, reason `expired`; returns their ids. Visits at most `limit` due
+    /// entries (the rest wait for the next sweep). Run by the reaper-lock holder.
+    pub async fn expire(&self, worker: &WorkerId, limit: usize) -> Result<Vec<TaskId>> {
+        self.call(&ExpireArgs { worker, limit }).await
     }
 
     /// Live workers: registry entries whose hash has not expired.

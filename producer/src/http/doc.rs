@@ -45,6 +45,12 @@ pub(crate) struct TaskRecord {
     updated_at: Option<u64>,
     cancel_requested_at: Option<u64>,
     next_attempt_at: Option<u64>,
+    /// Not to start before this time (a delayed task: `scheduled` until then)
+    run_at: Option<u64>,
+    /// Never started after this time (then `cancelled`, reason `expired`)
+    expires_at: Option<u64>,
+    /// Why a `cancelled` task was: `requested`, `expired`, `dependency_failed`
+    reason: Option<String>,
     deliveries: Option<u64>,
     fence: Option<String>,
 }

@@ -5,6 +5,7 @@
 //! - `auth`: bearer tokens and scopes (`jwt`: JWT verification); without tokens or
 //!   a JWT key the API only listens on loopback
 //! - `error`: `{"error":{"code","message"}}` bodies with the right status
+//! - `timing`: `delay_ms`, `run_at`, `expires_at` of a task request
 //!
 //! Every request runs under a timeout (503), a concurrency limit (requests wait for
 //! a turn) and a body limit (413), and is traced by method, path and status only —
@@ -15,6 +16,7 @@ mod doc;
 mod error;
 mod jwt;
 mod routes;
+mod timing;
 
 use crate::Producer;
 use crate::error::{ProducerError, Result};
@@ -48,8 +50,9 @@ pub async fn router(producer: Producer, metrics: Option<PrometheusHandle>) -> Re
     let config = producer.config().clone();
     let http = &config.http;
     let auth = Arc::new(Auth::from_config(http).await?);
-    let openapi = serde_json::to_value(doc::openapi(http.max_batch))
+    let mut openapi = serde_json::to_value(doc::openapi(http.max_batch))
         .map_err(|e| ProducerError::Invalid(format!("the OpenAPI document: {e}")))?;
+    timing::describe(&mut openapi);
     let state = AppState {
         producer,
         metrics,

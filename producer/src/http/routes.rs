@@ -55,6 +55,19 @@ pub(crate) struct TaskRequest {
         pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
     )]
     idempotency_key: Option<String>,
+    /// Start no earlier than this many milliseconds from now (`scheduled` until then);
+    /// not together with `run_at`
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(minimum = 0)]
+    delay_ms: Option<u64>,
+    /// Start no earlier than this time (RFC 3339, e.g. 2026-12-01T12:00:00Z; a time in
+    /// the past runs now, more than the longest delay ahead is 400); not together with
+    /// `delay_ms`
+    #[schema(format = DateTime)]
+    run_at: Option<String>,
+    /// Never start after this time (RFC 3339): the task ends `cancelled`, reason `expired`
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
 }
 
 impl TaskRequest {
@@ -74,6 +87,13 @@ impl TaskRequest {
         req.max_attempts = self.max_attempts;
         req.timeout = self.timeout_ms.map(Duration::from_millis);
         req.idempotency_key = self.idempotency_key;
+        let times = super::timing::resolve(
+            self.delay_ms,
+            self.run_at.as_deref(),
+            self.expires_at.as_deref(),
+            crate::request::now_ms(),
+        )?;
+        (req.run_at, req.expires_at) = (times.run_at, times.expires_at);
         req.validate(payload_limit)?;
         Ok(req)
     }

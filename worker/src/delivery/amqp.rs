@@ -86,40 +86,18 @@ impl Inbound for AmqpInbound {
         priority: u8,
         kind: CopyKind,
     ) -> Result<(), AmqpError> {
-        let link = &self.link;
-        let body = env.to_bytes();
-        let id = env.id.to_string();
-        let tasks_exchange = link.names.tasks_exchange();
-        // Every delayed copy hops through the bounded delay tiers (see `delay::tier`).
-        let wait_ms = delay::tier(delay);
-        let (exchange, routing_key) = match wait_ms {
-            None => (tasks_exchange.as_str(), env.task_type.to_string()),
-            Some(ms) => {
-                let queue = delay::declare(
-                    &link.publish,
-                    &link.names,
-                    link.queue_type,
-                    &env.task_type,
-                    ms,
-                );
-                ("", link.bounded("declaring a delay queue", queue).await?)
-            }
-        };
-        let msg = Publish {
-            exchange,
-            routing_key: &routing_key,
-            body: &body,
-            message_id: &id,
-            task_type: env.task_type.as_str(),
-            priority,
-            headers: env
-                .traceparent()
-                .map(|t| ("traceparent", t))
-                .into_iter()
-                .chain((kind == CopyKind::Parked).then(|| (delay::PARKED, "1".to_owned())))
-                .collect(),
-        };
-        publish_confirmed(&link.publish, &msg, link.timeout).await
+        publish_copy_on(&self.link, env, delay, priority, kind).await
+    }
+
+    async fn publish_copy_elsewhere(
+        &self,
+        env: &Envelope,
+        delay: Duration,
+        priority: u8,
+        kind: CopyKind,
+    ) -> Result<(), AmqpError> {
+        let live = self.live_link().await?;
+        publish_copy_on(&live, env, delay, priority, kind).await
     }
 
     async fn publish_dead(&self, copy: &DeadCopy) -> Result<(), AmqpError> {
@@ -127,13 +105,65 @@ impl Inbound for AmqpInbound {
     }
 
     async fn publish_dead_elsewhere(&self, copy: &DeadCopy) -> Result<(), AmqpError> {
-        let wait = self.link.timeout * 3;
-        let Some(live) = self.current.live(wait).await else {
-            return Err(AmqpError::Unreachable {
-                url: "the worker's connection".into(),
-                reason: format!("no RabbitMQ connection came back within {wait:?}"),
-            });
-        };
+        let live = self.live_link().await?;
         dead::publish(&live, &self.dead_letter(copy)).await
     }
+}
+
+impl AmqpInbound {
+    /// The worker's live connection, waiting for a reconnect at most 3 × the timeout.
+    async fn live_link(&self) -> Result<Arc<Link>, AmqpError> {
+        let wait = self.link.timeout * 3;
+        self.current
+            .live(wait)
+            .await
+            .ok_or_else(|| AmqpError::Unreachable {
+                url: "the worker's connection".into(),
+                reason: format!("no RabbitMQ connection came back within {wait:?}"),
+            })
+    }
+}
+
+/// Publishes a copy of `env` on `link`: through the delay tiers, or straight to the
+/// tasks exchange when `delay` is zero.
+async fn publish_copy_on(
+    link: &Link,
+    env: &Envelope,
+    delay: Duration,
+    priority: u8,
+    kind: CopyKind,
+) -> Result<(), AmqpError> {
+    let body = env.to_bytes();
+    let id = env.id.to_string();
+    let tasks_exchange = link.names.tasks_exchange();
+    // Every delayed copy hops through the bounded delay tiers (see `delay::tier`).
+    let wait_ms = delay::tier(delay);
+    let (exchange, routing_key) = match wait_ms {
+        None => (tasks_exchange.as_str(), env.task_type.to_string()),
+        Some(ms) => {
+            let queue = delay::declare(
+                &link.publish,
+                &link.names,
+                link.queue_type,
+                &env.task_type,
+                ms,
+            );
+            ("", link.bounded("declaring a delay queue", queue).await?)
+        }
+    };
+    let msg = Publish {
+        exchange,
+        routing_key: &routing_key,
+        body: &body,
+        message_id: &id,
+        task_type: env.task_type.as_str(),
+        priority,
+        headers: env
+            .traceparent()
+            .map(|t| ("traceparent", t))
+            .into_iter()
+            .chain((kind == CopyKind::Parked).then(|| (delay::PARKED, "1".to_owned())))
+            .collect(),
+    };
+    publish_confirmed(&link.publish, &msg, link.timeout).await
 }

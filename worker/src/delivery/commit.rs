@@ -10,16 +10,26 @@ use taskfleet_common::envelope::Envelope;
 use taskfleet_common::reconnect::ReconnectPolicy;
 use taskfleet_common::store::{Commit, Fence};
 
+/// What one commit records: whose run (the task and the run's fence) ended how.
+pub(crate) struct Ending<'a> {
+    pub env: &'a Envelope,
+    pub fence: &'a Fence,
+    pub verdict: &'a Verdict,
+}
+
 /// The commit's reply, or `None` when it could not be made within the patience (the
 /// lease, at least a minute) or the delivery's connection broke meanwhile: the record
 /// still says `running` and the redelivery takes the task over.
 pub(crate) async fn commit<S: TaskStore, I: Inbound>(
     shared: &Shared<S>,
     inbound: &I,
-    env: &Envelope,
-    fence: &Fence,
-    verdict: &Verdict,
+    ending: Ending<'_>,
 ) -> Option<Commit> {
+    let Ending {
+        env,
+        fence,
+        verdict,
+    } = ending;
     let outcome = verdict.outcome();
     let patience = Instant::now() + shared.config.worker.lease.max(Duration::from_secs(60));
     let mut backoff = ReconnectPolicy::CALL.start();

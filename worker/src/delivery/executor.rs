@@ -1,7 +1,9 @@
 //! Carries out a [`Decision`] on the delivery at hand: the only place that settles a
 //! delivery or publishes on its behalf. A step that fails falls back to the safe
 //! answer: an unconfirmed retry hands the delivery back; an unconfirmed dead copy
-//! rejects it to the queue's own dead-letter exchange.
+//! rejects it to the queue's own dead-letter exchange. A parked run (its delivery
+//! acked long ago) carries its outcome by copies, sent on the worker's live
+//! connection when the delivery's own is gone or refused the copy.
 
 use super::decision::Decision;
 use super::ports::{CopyKind, DeadCopy, Inbound};
@@ -23,10 +25,7 @@ pub(crate) async fn execute<I: Inbound>(
             // Its due time, should Redis lose the record before it arrives (the record's
             // `next_attempt_at`, on the Redis clock, rules otherwise).
             next.run_at = Some(now_ms().saturating_add(delay.as_millis() as u64));
-            match inbound
-                .publish_copy(&next, delay, priority, CopyKind::Attempt)
-                .await
-            {
+            match run_copy(inbound, &next, delay, priority, CopyKind::Attempt).await {
                 Ok(()) => settle(inbound, env, priority, Settle::Ack).await,
                 Err(e) => {
                     // The claim turns the redelivered failed attempt into a `Reschedule`.
@@ -100,11 +99,45 @@ async fn settle<I: Inbound>(inbound: &I, env: &Envelope, priority: u8, how: Sett
     if how == Settle::Requeue {
         // As a parked copy: it runs at once if the task is back to `pending`, and waits
         // for the lease if the record still says `running` (a commit that failed).
-        let copy = inbound.publish_copy(env, std::time::Duration::ZERO, priority, CopyKind::Parked);
+        let copy = run_copy(
+            inbound,
+            env,
+            std::time::Duration::ZERO,
+            priority,
+            CopyKind::Parked,
+        );
         if let Err(e) = copy.await {
             tracing::warn!(error = %e, "could not hand back a parked run; its parked copy will");
         }
     }
+}
+
+/// Publishes a copy on behalf of a run. An unparked delivery's copies go on its own
+/// connection only: its settlement follows there, and if that connection broke the
+/// redelivery decides again. A parked run's delivery is settled already, and the run
+/// may have outlived its connection by hours: its copy goes on the live connection
+/// when its own is gone or did not confirm it.
+async fn run_copy<I: Inbound>(
+    inbound: &I,
+    env: &Envelope,
+    delay: std::time::Duration,
+    priority: u8,
+    kind: CopyKind,
+) -> Result<(), taskfleet_common::amqp::AmqpError> {
+    if !inbound.parked() {
+        return inbound.publish_copy(env, delay, priority, kind).await;
+    }
+    if inbound.is_connected() {
+        match inbound.publish_copy(env, delay, priority, kind).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "a parked run's copy was not confirmed; trying the live connection")
+            }
+        }
+    }
+    inbound
+        .publish_copy_elsewhere(env, delay, priority, kind)
+        .await
 }
 
 /// Publishes the dead copy, then acks the original.
@@ -122,7 +155,12 @@ pub(crate) async fn dead_letter<I: Inbound>(inbound: &I, copy: &DeadCopy) {
         Ok(()) if inbound.parked() => {}
         Ok(()) => inbound.settle(Settle::Ack).await,
         Err(e) if inbound.parked() => {
-            tracing::error!(error = %e, "could not publish the dead copy of a parked run; the record says failed")
+            // Nothing to reject: the record says failed, and only this copy can put
+            // the task where `dead replay` finds it.
+            tracing::warn!(error = %e, "the dead copy of a parked run was not confirmed; trying the live connection");
+            if let Err(e) = inbound.publish_dead_elsewhere(copy).await {
+                tracing::error!(error = %e, "could not publish the dead copy of a parked run; the record says failed")
+            }
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not publish to the dead-letter exchange; rejecting to the queue's DLX");

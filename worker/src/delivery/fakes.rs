@@ -143,11 +143,25 @@ impl Reporter for NoReporter {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Did {
     Settled(Settle),
-    PublishedAttempt { attempt: u32, delay: Duration },
-    PublishedParked { attempt: u32, delay: Duration },
-    PublishedScheduled { delay: Duration },
+    PublishedAttempt {
+        attempt: u32,
+        delay: Duration,
+    },
+    PublishedParked {
+        attempt: u32,
+        delay: Duration,
+    },
+    PublishedScheduled {
+        delay: Duration,
+    },
     PublishedDead(DeadCopy),
     PublishedDeadElsewhere(DeadCopy),
+    /// A copy sent on the worker's live connection instead of the delivery's own.
+    PublishedElsewhere {
+        kind: CopyKind,
+        attempt: u32,
+        delay: Duration,
+    },
 }
 
 pub(crate) struct FakeInbound {
@@ -155,8 +169,10 @@ pub(crate) struct FakeInbound {
     pub redelivered: bool,
     pub message_id: Option<String>,
     pub connected: AtomicBool,
-    /// Publishes are not confirmed.
+    /// Publishes on the delivery's own connection are not confirmed.
     pub publish_fails: AtomicBool,
+    /// Publishes on the worker's live connection (`*_elsewhere`) are not confirmed.
+    pub live_link_fails: AtomicBool,
     pub parked: AtomicBool,
     pub parked_copy: bool,
     pub did: Mutex<Vec<Did>>,
@@ -170,6 +186,7 @@ impl FakeInbound {
             message_id: None,
             connected: AtomicBool::new(true),
             publish_fails: AtomicBool::new(false),
+            live_link_fails: AtomicBool::new(false),
             parked: AtomicBool::new(false),
             parked_copy: false,
             did: Mutex::new(Vec::new()),
@@ -188,6 +205,14 @@ impl FakeInbound {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(d);
+    }
+
+    fn live_link_result(&self) -> Result<(), AmqpError> {
+        if self.live_link_fails.load(Ordering::Relaxed) {
+            Err(AmqpError::Nacked)
+        } else {
+            Ok(())
+        }
     }
 
     fn publish_result(&self) -> Result<(), AmqpError> {
@@ -257,9 +282,24 @@ impl Inbound for FakeInbound {
         self.publish_result()
     }
 
+    async fn publish_copy_elsewhere(
+        &self,
+        env: &Envelope,
+        delay: Duration,
+        _priority: u8,
+        kind: CopyKind,
+    ) -> Result<(), AmqpError> {
+        self.record(Did::PublishedElsewhere {
+            kind,
+            attempt: env.attempt,
+            delay,
+        });
+        self.live_link_result()
+    }
+
     async fn publish_dead_elsewhere(&self, copy: &DeadCopy) -> Result<(), AmqpError> {
         self.record(Did::PublishedDeadElsewhere(copy.clone()));
-        self.publish_result()
+        self.live_link_result()
     }
 }
 
@@ -309,6 +349,18 @@ impl<T: Inbound> Inbound for Arc<T> {
         kind: CopyKind,
     ) -> Result<(), AmqpError> {
         (**self).publish_copy(env, delay, priority, kind).await
+    }
+
+    async fn publish_copy_elsewhere(
+        &self,
+        env: &Envelope,
+        delay: Duration,
+        priority: u8,
+        kind: CopyKind,
+    ) -> Result<(), AmqpError> {
+        (**self)
+            .publish_copy_elsewhere(env, delay, priority, kind)
+            .await
     }
 
     async fn publish_dead(&self, copy: &DeadCopy) -> Result<(), AmqpError> {

@@ -17,6 +17,8 @@ mod decision;
 mod executor;
 #[cfg(test)]
 mod fakes;
+#[cfg(test)]
+mod parked_tests;
 mod ports;
 #[cfg(test)]
 mod tests;
@@ -111,7 +113,12 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
         result_limit: shared.config.result_limit,
     };
     let verdict = Verdict::of(end, fence.attempt, &policy);
-    let commit = commit::commit(shared, inbound, env, &fence, &verdict).await;
+    let ending = commit::Ending {
+        env,
+        fence: &fence,
+        verdict: &verdict,
+    };
+    let commit = commit::commit(shared, inbound, ending).await;
     drop(in_flight);
     if let Some(c) = &commit {
         commit::observe(c, &verdict, env);
@@ -159,7 +166,10 @@ fn log_claim(claim: &Claim) {
             "a failed attempt came back without its retry; scheduling the retry"
         ),
         Claim::Hop { delay } => tracing::debug!(?delay, "scheduled; not due yet"),
-        Claim::Expired => tracing::info!("not started by its expires_at; cancelled as expired"),
+        Claim::Expired => {
+            tracing::info!("not started by its expires_at; cancelled as expired");
+            metrics::counter!("taskfleet_tasks_expired_total").increment(1);
+        }
         Claim::Park { delay } => tracing::debug!(
             ?delay,
             "the run of this task is alive elsewhere; parking this copy to check back"

@@ -120,6 +120,16 @@ pub(crate) trait Inbound: Send + Sync + 'static {
         kind: CopyKind,
     ) -> impl Future<Output = Result<(), AmqpError>> + Send;
 
+    /// `publish_copy` on whichever connection is live now, waiting for a reconnect for
+    /// a bounded time: a parked run outlives the connection its delivery came on.
+    fn publish_copy_elsewhere(
+        &self,
+        env: &Envelope,
+        delay: Duration,
+        priority: u8,
+        kind: CopyKind,
+    ) -> impl Future<Output = Result<(), AmqpError>> + Send;
+
     /// Publishes (confirmed) this delivery's body to the dead-letter exchange.
     fn publish_dead(&self, copy: &DeadCopy) -> impl Future<Output = Result<(), AmqpError>> + Send;
 

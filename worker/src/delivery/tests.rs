@@ -19,7 +19,7 @@ fn shared(store: FakeStore) -> Arc<Shared<FakeStore>> {
     shared_with(store, Config::default())
 }
 
-fn shared_with(store: FakeStore, config: Config) -> Arc<Shared<FakeStore>> {
+pub(super) fn shared_with(store: FakeStore, config: Config) -> Arc<Shared<FakeStore>> {
     let mut handlers: HashMap<TaskType, Arc<dyn DynHandler>> = HashMap::new();
     let mut add = |name: &str, h: Arc<dyn DynHandler>| {
         handlers.insert(name.parse().expect("valid type"), h);
@@ -52,7 +52,7 @@ fn shared_with(store: FakeStore, config: Config) -> Arc<Shared<FakeStore>> {
     ))
 }
 
-fn envelope(task_type: &str, payload: &str, extra: &str) -> (TaskId, Vec<u8>) {
+pub(super) fn envelope(task_type: &str, payload: &str, extra: &str) -> (TaskId, Vec<u8>) {
     let id = TaskId::new();
     let body = format!(r#"{{"id":"{id}","type":"{task_type}","payload":{payload}{extra}}}"#);
     (id, body.into_bytes())
@@ -157,7 +157,7 @@ async fn run_stopped(reason: StopReason) -> (Arc<Shared<FakeStore>>, Arc<FakeInb
 }
 
 /// Runs a long sleep and stops it with `reason` once `ready` holds for the delivery.
-async fn run_stopped_with(
+pub(super) async fn run_stopped_with(
     reason: StopReason,
     config: Config,
     ready: impl Fn(&FakeInbound) -> bool,
@@ -346,7 +346,7 @@ async fn an_unconfirmed_dead_copy_is_rejected_to_the_queues_dlx() {
     assert_eq!(inbound.did().last(), Some(&Did::Settled(Settle::Reject)));
 }
 
-fn parking_after(ms: u64) -> Config {
+pub(super) fn parking_after(ms: u64) -> Config {
     let mut c = Config::default();
     c.worker.park_after = Duration::from_millis(ms);
     c

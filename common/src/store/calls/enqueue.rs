@@ -8,7 +8,14 @@ use redis::{Script, Value};
 
 impl Call for NewTask<'_> {
     const SCRIPT: &'static str = "enqueue";
-    const KEYS: &'static [&'static str] = &["task", "stats", "types", "events", "idempotency"];
+    const KEYS: &'static [&'static str] = &[
+        "task",
+        "stats",
+        "types",
+        "events",
+        "idempotency",
+        "expiring",
+    ];
     const ARGV: &'static [&'static str] = &[
         "id",
         "type",
@@ -36,7 +43,8 @@ impl Call for NewTask<'_> {
             .key(n.stats_key(self.task_type))
             .key(n.types_key())
             .key(n.events_channel())
-            .key(n.idempotency_key(self.idempotency_key.unwrap_or("-")));
+            .key(n.idempotency_key(self.idempotency_key.unwrap_or("-")))
+            .key(n.expiring_key());
         inv.arg(self.id.to_string())
             .arg(self.task_type.as_str())
             .arg(self.payload)

@@ -71,6 +71,54 @@ async fn a_copy_of_a_run_whose_lease_is_alive_is_parked_until_the_lease_expires(
 }
 
 #[tokio::test]
+async fn a_copy_of_a_run_being_cancelled_parks_again_while_its_lease_lives() {
+    let s = store().await;
+    let id = TaskId::new();
+    let env = Envelope::parse(
+        format!(r#"{{"id":"{id}","type":"echo","payload":1}}"#).as_bytes(),
+        1024,
+    )
+    .expect("envelope");
+    let resolved = env.resolve(&crate::Config::default());
+    let (w1, w2) = (
+        WorkerId::from("w1".to_owned()),
+        WorkerId::from("w2".to_owned()),
+    );
+    let run = s.claim(&env, &resolved, &delivery(&w1, false, 1)).await;
+    assert!(matches!(run, Ok(Claim::Run { .. })), "{run:?}");
+    s.cancel(&id).await.expect("cancel");
+    let state = |r: Option<TaskRecord>| r.and_then(|r| r.state());
+    assert_eq!(
+        state(s.get(&id).await.expect("get")),
+        Some(TaskState::Cancelling)
+    );
+    for copy in [parked_copy(&w2, 2), delivery(&w2, true, 3)] {
+        let claim = s.claim(&env, &resolved, &copy).await.expect("claim");
+        assert!(
+            matches!(claim, Claim::Park { .. }),
+            "the stopping run ends the task itself: {claim:?}"
+        );
+    }
+    assert_eq!(
+        state(s.get(&id).await.expect("get")),
+        Some(TaskState::Cancelling),
+        "left to the run"
+    );
+    // The run died while stopping: once its lease is gone the copy ends it.
+    expire_lease(&s, &id).await;
+    let claim = s
+        .claim(&env, &resolved, &parked_copy(&w2, 4))
+        .await
+        .expect("claim");
+    assert!(matches!(claim, Claim::Cancelled), "{claim:?}");
+    assert_eq!(
+        state(s.get(&id).await.expect("get")),
+        Some(TaskState::Cancelled)
+    );
+    s.purge_namespace().await.expect("cleanup");
+}
+
+#[tokio::test]
 async fn a_second_publish_of_the_running_attempt_is_dropped_as_a_duplicate() {
     let s = store().await;
     let id = TaskId::new();
