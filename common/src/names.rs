@@ -25,6 +25,7 @@ pub const REDIS_KEYS: &[&str] = &[
     "{ns}:idem:{key}",
     "{ns}:reaper",
     "{ns}:schedule:{name}",
+    "{ns}:logs:{id}",
     "{ns}:events",
     "{ns}:cancellations",
 ];
@@ -141,6 +142,12 @@ impl Names {
         format!("{}:schedule:{}", self.ns, name)
     }
 
+    /// A task's log lines (exec stderr, `ctx.log`), a bounded list that expires
+    /// like the record. Written one key per call, so it may live on any shard.
+    pub fn task_logs_key(&self, id: &TaskId) -> String {
+        format!("{}:logs:{}", self.ns, id)
+    }
+
     /// Pattern matching every schedule's key (`taskfleet schedules` scans it).
     pub fn schedule_pattern(&self) -> String {
         format!("{}:schedule:*", self.ns)
@@ -205,6 +212,7 @@ mod tests {
             n.idempotency_key("k1"),
             n.reaper_lock(),
             n.schedule_key("nightly"),
+            n.task_logs_key(&id),
             n.events_channel(),
             n.cancellations_channel(),
         ];

@@ -9,6 +9,7 @@
 //!   `Decision` and one executor, behind seams that unit tests fake
 //! - `health`: whether Redis answers (deliveries pause while it does not)
 //! - `reporter`: progress and checkpoints to the store, bounded and fenced
+//! - `task_logs`: a task's log lines, queued and written to Redis in batches
 //! - `runner`: one attempt against its timeout, stop signal and grace period
 //! - `inflight`: running attempts and their stop switches
 //! - `scheduler`: the elected leader of each `[schedules.NAME]` enqueues its ticks
@@ -33,6 +34,7 @@ mod reporter;
 mod runner;
 mod scheduler;
 mod shared;
+mod task_logs;
 mod worker;
 
 pub use builtin::{Echo, Flaky, Sleep};

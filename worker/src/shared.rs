@@ -27,6 +27,8 @@ pub(crate) struct Shared<S = StateStore> {
     pub types: Vec<TaskType>,
     pub health: RedisHealth,
     pub link: CurrentLink,
+    /// Where runs' log lines go (`task_logs`); off unless the worker starts a writer.
+    pub logs: crate::task_logs::LogSink,
     draining: AtomicBool,
 }
 
@@ -53,6 +55,7 @@ impl<S> Shared<S> {
             types,
             health: RedisHealth::default(),
             link: CurrentLink::default(),
+            logs: crate::task_logs::LogSink::off(),
             draining: AtomicBool::new(false),
         }
     }

@@ -136,6 +136,7 @@ impl Modify for BearerAuth {
         routes::create_task,
         routes::create_batch,
         routes::get_task,
+        routes::task_logs,
         routes::cancel_task,
         routes::stats,
         routes::types,

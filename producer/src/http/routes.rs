@@ -147,6 +147,7 @@ pub(crate) fn routes(state: AppState) -> Router {
     };
     let read = Router::new()
         .route("/v1/tasks/{id}", get(get_task))
+        .route("/v1/tasks/{id}/logs", get(task_logs))
         .route("/v1/stats", get(stats))
         .route("/v1/types", get(types))
         .route("/v1/schedules", get(schedules))
@@ -281,6 +282,25 @@ pub(crate) async fn get_task(
     let id = parse_id(id)?;
     Ok(Json(
         producer::status(s.producer.store(), &id).await?.to_json(),
+    ))
+}
+
+/// A task's log lines (exec stderr, `ctx.log`), oldest first, at most 1000
+#[utoipa::path(get, path = "/v1/tasks/{id}/logs", params(("id" = uuid::Uuid, Path, description = "Task id")),
+    security(("bearer" = ["tasks:read"])),
+    responses((status = 200, description = "`{id, lines}`", body = Object),
+        (status = 400, description = "Not a task id", body = ErrorBody),
+        (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks tasks:read", body = ErrorBody),
+        (status = 404, description = "No such task (or its record and logs expired)", body = ErrorBody),
+        (status = 503, description = "Redis unreachable, or timed out", body = ErrorBody)))]
+pub(crate) async fn task_logs(
+    State(s): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(id)?;
+    Ok(Json(
+        crate::task_logs::task_logs_json(s.producer.store(), &id).await?,
     ))
 }
 

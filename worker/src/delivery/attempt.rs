@@ -10,6 +10,7 @@ use crate::handler::{DynHandler, TaskContext};
 use crate::inflight::InflightGuard;
 use crate::runner::{AttemptEnd, run_attempt};
 use crate::shared::Shared;
+use crate::task_logs::LoggingReporter;
 use std::sync::Arc;
 use std::time::Instant;
 use taskfleet_common::envelope::{Envelope, Resolved};
@@ -38,9 +39,14 @@ pub(crate) async fn run<S: TaskStore, I: Inbound>(
         checkpoint,
     } = attempt;
     let guard = shared.inflight.register(env.id, fence.token);
-    let reporter = shared
-        .store
-        .reporter(env.id, fence.clone(), shared.config.result_limit);
+    let reporter: Arc<dyn crate::handler::Reporter> = Arc::new(LoggingReporter {
+        inner: shared
+            .store
+            .reporter(env.id, fence.clone(), shared.config.result_limit),
+        sink: shared.logs.clone(),
+        id: env.id,
+        attempt: fence.attempt,
+    });
     let ctx = TaskContext::new(
         env.id,
         env.task_type.clone(),
