@@ -15,11 +15,13 @@
 //! - `scheduler`: the elected leader of each `[schedules.NAME]` enqueues its ticks
 //! - `declare`: this worker's settings of each served type, in `{ns}:type:{type}`
 //! - `liveness`: heartbeats, lease renewal, the reaper, the cancellation listener
+//! - `alerts`: signed webhook POSTs on final failures and dead letters, off the hot path
 //! - `dead`: publishing to the dead-letter queue with headers saying why
 //!
 //! The binary (`main.rs`) parses flags, installs the signal handlers and calls
 //! `Worker::run`; the library never touches signals or the environment.
 
+mod alerts;
 mod builtin;
 mod consumer;
 mod dead;

@@ -29,6 +29,8 @@ pub(crate) struct Shared<S = StateStore> {
     pub link: CurrentLink,
     /// Where runs' log lines go (`task_logs`); off unless the worker starts a writer.
     pub logs: crate::task_logs::LogSink,
+    /// Where final failures and dead letters are announced (`alerts`); off by default.
+    pub alerts: crate::alerts::AlertSink,
     draining: AtomicBool,
 }
 
@@ -56,6 +58,7 @@ impl<S> Shared<S> {
             health: RedisHealth::default(),
             link: CurrentLink::default(),
             logs: crate::task_logs::LogSink::off(),
+            alerts: crate::alerts::AlertSink::off(),
             draining: AtomicBool::new(false),
         }
     }

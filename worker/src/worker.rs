@@ -2,6 +2,7 @@
 //! token. The drain on shutdown lets in-flight tasks finish within the grace period,
 //! hands the rest back as `pending` (no attempt used) and deregisters.
 
+use crate::alerts::AlertSink;
 use crate::builtin::{Echo, Flaky, Sleep};
 use crate::consumer;
 use crate::declare;
@@ -152,6 +153,13 @@ impl Worker {
             types,
         );
         shared.logs = logs;
+        shared.alerts = AlertSink::start(
+            &shared.config.alerts,
+            shared.config.network_timeout,
+            shared.config.namespace.to_string(),
+            shared.store.clone(),
+            logs_stop.clone(),
+        );
         let shared = Arc::new(shared);
         liveness::beat(&shared).await;
         let w = &shared.config.worker;
