@@ -18,6 +18,7 @@
 //! - `redis_direct`: a plain Redis connection (PING, scans)
 //! - `files`: file access off the runtime threads
 //! - `webhook`: a receiver of alert POSTs and the signature check
+//! - `browser`: headless Chromium over the DevTools protocol (dashboard tests)
 //! - `wait`: polling with a deadline; `record`: reading a task's record
 //! - `cancel`, `retries`: helpers of the cancellation and retry tests
 //! - `runs`: handlers that count their runs (exactly once, by what ran)
@@ -25,6 +26,7 @@
 
 pub mod amqp;
 pub mod bench;
+pub mod browser;
 pub mod cancel;
 pub mod chaos;
 pub mod files;

@@ -143,10 +143,14 @@ impl Modify for BearerAuth {
         routes::schedules,
         routes::workers,
         routes::metrics,
-        routes::healthz
+        routes::healthz,
+        super::live::events,
+        super::dead_routes::list,
+        super::dead_routes::replay
     ),
     components(schemas(
         TaskRequest,
+        super::dead_routes::ReplayRequest,
         BatchRequest,
         BatchResult,
         BatchItem,

@@ -153,7 +153,12 @@ pub(crate) fn routes(state: AppState) -> Router {
         .route("/v1/schedules", get(schedules))
         .route("/v1/workers", get(workers))
         .route("/metrics", get(metrics))
+        .route("/v1/events", get(super::live::events))
+        .route("/v1/dead", get(super::dead_routes::list))
         .route_layer(gate(Scope::TasksRead));
+    let admin = Router::new()
+        .route("/v1/dead/replay", post(super::dead_routes::replay))
+        .route_layer(gate(Scope::Admin));
     let write = Router::new()
         .route("/v1/tasks", post(create_task))
         .route("/v1/tasks/batch", post(create_batch))
@@ -165,6 +170,8 @@ pub(crate) fn routes(state: AppState) -> Router {
         .merge(read)
         .merge(write)
         .merge(cancel)
+        .merge(admin)
+        .merge(super::dashboard::routes())
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .with_state(state)
