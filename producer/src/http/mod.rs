@@ -7,6 +7,7 @@
 //! - `dashboard`: the web dashboard at `/` (embedded assets, strict CSP)
 //! - `live`: `GET /v1/events`, transitions as server-sent events
 //! - `dead_routes`: `GET /v1/dead`, `POST /v1/dead/replay`
+//! - `fleet_metrics`: queue depths and live counters as gauges, refreshed per scrape
 //! - `error`: `{"error":{"code","message"}}` bodies with the right status
 //!
 //! Every request runs under a timeout (503), a concurrency limit (requests wait for
@@ -18,6 +19,7 @@ mod dashboard;
 mod dead_routes;
 mod doc;
 mod error;
+mod fleet_metrics;
 mod jwt;
 mod live;
 mod routes;

@@ -383,6 +383,7 @@ pub(crate) async fn workers(State(s): State<AppState>) -> Result<Json<Value>, Ap
         (status = 403, description = "The token lacks tasks:read", body = ErrorBody),
         (status = 503, description = "Timed out", body = ErrorBody)))]
 pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    super::fleet_metrics::refresh(&s.producer).await;
     s.metrics.as_ref().map(|m| m.render()).unwrap_or_default()
 }
 

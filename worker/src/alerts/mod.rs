@@ -75,6 +75,14 @@ impl AlertSink {
             return Self::off();
         };
         let (tx, rx) = mpsc::channel(config.queue);
+        // Registered at 0, so dashboards show a flat line rather than no data.
+        for name in [
+            "taskfleet_alerts_sent_total",
+            "taskfleet_alerts_failed_total",
+            "taskfleet_alerts_dropped_total",
+        ] {
+            metrics::counter!(name).increment(0);
+        }
         let sender = Sender {
             webhooks: config.webhook.clone(),
             secret,
