@@ -12,13 +12,25 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+/// `{"id": ...}` or `{"all": true}`: one of the two, never both (400).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum ReplayRequest {
+    One(ReplayOne),
+    All(ReplayAll),
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ReplayRequest {
+pub(crate) struct ReplayOne {
     /// Replay this task's dead message(s)
-    id: Option<String>,
-    /// Replay every replayable message (exclusive with `id`)
-    #[serde(default)]
+    id: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReplayAll {
+    /// `true`: replay every replayable message; `false` asks for nothing
     all: bool,
 }
 
@@ -52,13 +64,11 @@ pub(crate) async fn replay(
 ) -> Result<Json<Value>, ApiError> {
     let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid", m);
     let Json(req) = json.map_err(|e| invalid(e.body_text()))?;
-    let target = match (req.id, req.all) {
-        (Some(id), false) => ReplayTarget::Id(id),
-        (None, true) => ReplayTarget::All,
-        _ => {
-            return Err(invalid(
-                "give exactly one of \"id\" or \"all\": true".into(),
-            ));
+    let target = match req {
+        ReplayRequest::One(ReplayOne { id }) => ReplayTarget::Id(id),
+        ReplayRequest::All(ReplayAll { all: true }) => ReplayTarget::All,
+        ReplayRequest::All(ReplayAll { all: false }) => {
+            return Ok(Json(json!({ "replayed": [], "skipped": [] })));
         }
     };
     let report = dead::replay(&s.producer, &target).await?;

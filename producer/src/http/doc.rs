@@ -151,6 +151,8 @@ impl Modify for BearerAuth {
     components(schemas(
         TaskRequest,
         super::dead_routes::ReplayRequest,
+        super::dead_routes::ReplayOne,
+        super::dead_routes::ReplayAll,
         BatchRequest,
         BatchResult,
         BatchItem,
