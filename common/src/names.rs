@@ -26,6 +26,7 @@ pub const REDIS_KEYS: &[&str] = &[
     "{ns}:reaper",
     "{ns}:expiring",
     "{ns}:schedule:{name}",
+    "{ns}:logs:{id}",
     "{ns}:events",
     "{ns}:cancellations",
 ];
@@ -148,6 +149,12 @@ impl Names {
         format!("{}:schedule:{}", self.ns, name)
     }
 
+    /// A task's log lines (exec stderr, `ctx.log`), a bounded list that expires
+    /// like the record. Written one key per call, so it may live on any shard.
+    pub fn task_logs_key(&self, id: &TaskId) -> String {
+        format!("{}:logs:{}", self.ns, id)
+    }
+
     /// Pattern matching every schedule's key (`taskfleet schedules` scans it).
     pub fn schedule_pattern(&self) -> String {
         format!("{}:schedule:*", self.ns)
@@ -213,6 +220,7 @@ mod tests {
             n.reaper_lock(),
             n.expiring_key(),
             n.schedule_key("nightly"),
+            n.task_logs_key(&id),
             n.events_channel(),
             n.cancellations_channel(),
         ];

@@ -10,6 +10,7 @@
 //!   the HTTP API to statuses)
 //! - `dead`: the dead-letter queue: list it without consuming it, replay tasks from it
 //!   (`dead::message`: what a dead message says about itself)
+//! - `task_logs`: a task's log lines (`taskfleet logs`, `GET /v1/tasks/{id}/logs`)
 //! - `http`: the HTTP API (`taskfleet serve`)
 //! - `cli`: the `taskfleet` command line (the binary in `main.rs` only calls `cli::run`)
 
@@ -20,6 +21,7 @@ pub mod fleet_types;
 pub mod http;
 pub mod producer;
 pub mod request;
+pub mod task_logs;
 mod transient;
 pub mod type_info;
 

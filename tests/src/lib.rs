@@ -17,6 +17,8 @@
 //! - `tls`: a private CA, a TLS Redis and a TLS terminator in front of RabbitMQ
 //! - `redis_direct`: a plain Redis connection (PING, scans)
 //! - `files`: file access off the runtime threads
+//! - `webhook`: a receiver of alert POSTs and the signature check
+//! - `browser`: headless Chromium over the DevTools protocol (dashboard tests)
 //! - `wait`: polling with a deadline; `record`: reading a task's record
 //! - `cancel`, `retries`: helpers of the cancellation and retry tests
 //! - `runs`: handlers that count their runs (exactly once, by what ran)
@@ -25,6 +27,7 @@
 
 pub mod amqp;
 pub mod bench;
+pub mod browser;
 pub mod cancel;
 pub mod chaos;
 pub mod cluster;
@@ -45,6 +48,7 @@ pub mod scratch;
 pub mod silent;
 pub mod tls;
 pub mod wait;
+pub mod webhook;
 
 pub use wait::{eventually, poll_until};
 

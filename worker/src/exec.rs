@@ -97,9 +97,10 @@ impl Handler for Exec {
                 None => String::new(),
             }
         };
+        let ctx_for_err = ctx.clone();
         let read_err = async move {
             match stderr {
-                Some(err) => read_tail(err, limit).await,
+                Some(err) => read_stderr(err, &ctx_for_err, limit).await,
                 None => String::new(),
             }
         };
@@ -198,10 +199,16 @@ async fn read_stdout<R: tokio::io::AsyncRead + Unpin>(
     result
 }
 
-/// Reads everything, keeping only the last `STDERR_TAIL` bytes (and never more than `limit`).
-async fn read_tail<R: tokio::io::AsyncRead + Unpin>(mut err: R, limit: usize) -> String {
+/// Reads everything, keeping only the last `STDERR_TAIL` bytes (and never more than
+/// `limit`) for the error, and handing each line to the task's log (`ctx.log`).
+async fn read_stderr<R: tokio::io::AsyncRead + Unpin>(
+    mut err: R,
+    ctx: &TaskContext,
+    limit: usize,
+) -> String {
     let keep = STDERR_TAIL.min(limit);
     let mut tail: Vec<u8> = Vec::with_capacity(keep * 2);
+    let mut line: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         match err.read(&mut buf).await {
@@ -211,13 +218,29 @@ async fn read_tail<R: tokio::io::AsyncRead + Unpin>(mut err: R, limit: usize) ->
                 if tail.len() > keep * 2 {
                     tail.drain(..tail.len() - keep);
                 }
+                log_lines(ctx, &mut line, &buf[..n]);
             }
         }
+    }
+    if !line.is_empty() {
+        ctx.log(String::from_utf8_lossy(&line));
     }
     if tail.len() > keep {
         tail.drain(..tail.len() - keep);
     }
     String::from_utf8_lossy(&tail).trim().to_owned()
+}
+
+/// Logs every complete line of `chunk` (after what `line` holds from earlier chunks);
+/// a line growing past the log's line limit is logged in pieces, so `line` stays bounded.
+fn log_lines(ctx: &TaskContext, line: &mut Vec<u8>, chunk: &[u8]) {
+    for part in chunk.split_inclusive(|b| *b == b'\n') {
+        line.extend_from_slice(part);
+        if part.ends_with(b"\n") || line.len() >= taskfleet_common::store::MAX_LOG_LINE {
+            ctx.log(String::from_utf8_lossy(line));
+            line.clear();
+        }
+    }
 }
 
 fn parse_result(out: &str) -> Value {

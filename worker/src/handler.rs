@@ -76,6 +76,8 @@ where
 pub(crate) trait Reporter: Send + Sync {
     fn progress(&self, percent: u8, message: Option<String>) -> BoxFuture<bool>;
     fn checkpoint(&self, value: String) -> BoxFuture<bool>;
+    /// Keeps a log line of the run (`{ns}:logs:{id}`); never waits. Default: dropped.
+    fn log(&self, _line: &str) {}
 }
 
 /// Everything a handler may know about and do for the attempt it runs.
@@ -150,6 +152,14 @@ impl TaskContext {
         self.reporter
             .progress(percent.min(100), message.map(str::to_owned))
             .await
+    }
+
+    /// Keeps one log line with the task (`taskfleet logs ID`, the dashboard): bounded,
+    /// written in the background, never waits (a line is dropped when the queue is full).
+    pub fn log(&self, line: impl AsRef<str>) {
+        for l in line.as_ref().lines() {
+            self.reporter.log(l);
+        }
     }
 
     /// Stores a checkpoint handed to later attempts; false if this attempt was taken over.

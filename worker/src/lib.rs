@@ -9,17 +9,20 @@
 //!   `Decision` and one executor, behind seams that unit tests fake
 //! - `health`: whether Redis answers (deliveries pause while it does not)
 //! - `reporter`: progress and checkpoints to the store, bounded and fenced
+//! - `task_logs`: a task's log lines, queued and written to Redis in batches
 //! - `runner`: one attempt against its timeout, stop signal and grace period
 //! - `inflight`: running attempts and their stop switches
 //! - `scheduler`: the elected leader of each `[schedules.NAME]` enqueues its ticks
 //! - `declare`: this worker's settings of each served type, in `{ns}:type:{type}`
 //! - `liveness`: heartbeats, lease renewal, the reaper, the cancellation listener
 //! - `expiry`: the sweep of tasks not started by their `expires_at` (in the reaper's turn)
+//! - `alerts`: signed webhook POSTs on final failures and dead letters, off the hot path
 //! - `dead`: publishing to the dead-letter queue with headers saying why
 //!
 //! The binary (`main.rs`) parses flags, installs the signal handlers and calls
 //! `Worker::run`; the library never touches signals or the environment.
 
+mod alerts;
 mod builtin;
 mod consumer;
 mod dead;
@@ -35,6 +38,7 @@ mod reporter;
 mod runner;
 mod scheduler;
 mod shared;
+mod task_logs;
 mod worker;
 
 pub use builtin::{Echo, Flaky, Sleep};

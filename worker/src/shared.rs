@@ -27,6 +27,10 @@ pub(crate) struct Shared<S = StateStore> {
     pub types: Vec<TaskType>,
     pub health: RedisHealth,
     pub link: CurrentLink,
+    /// Where runs' log lines go (`task_logs`); off unless the worker starts a writer.
+    pub logs: crate::task_logs::LogSink,
+    /// Where final failures and dead letters are announced (`alerts`); off by default.
+    pub alerts: crate::alerts::AlertSink,
     draining: AtomicBool,
 }
 
@@ -53,6 +57,8 @@ impl<S> Shared<S> {
             types,
             health: RedisHealth::default(),
             link: CurrentLink::default(),
+            logs: crate::task_logs::LogSink::off(),
+            alerts: crate::alerts::AlertSink::off(),
             draining: AtomicBool::new(false),
         }
     }

@@ -2,6 +2,7 @@
 //! token. The drain on shutdown lets in-flight tasks finish within the grace period,
 //! hands the rest back as `pending` (no attempt used) and deregisters.
 
+use crate::alerts::AlertSink;
 use crate::builtin::{Echo, Flaky, Sleep};
 use crate::consumer;
 use crate::declare;
@@ -11,6 +12,7 @@ use crate::inflight::StopReason;
 use crate::liveness;
 use crate::scheduler;
 use crate::shared::Shared;
+use crate::task_logs::LogSink;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,14 +141,26 @@ impl Worker {
             types: types.iter().map(ToString::to_string).collect(),
             concurrency: c.worker.concurrency,
         };
-        let shared = Arc::new(Shared::new(
+        // Stopped after the drain, so the last runs' lines are flushed.
+        let logs_stop = CancellationToken::new();
+        let (logs, log_writer) = LogSink::start(store.clone(), logs_stop.clone());
+        let mut shared = Shared::new(
             self.config,
             store,
             worker_id,
             registration,
             self.handlers,
             types,
-        ));
+        );
+        shared.logs = logs;
+        shared.alerts = AlertSink::start(
+            &shared.config.alerts,
+            shared.config.network_timeout,
+            shared.config.namespace.to_string(),
+            shared.store.clone(),
+            logs_stop.clone(),
+        );
+        let shared = Arc::new(shared);
         liveness::beat(&shared).await;
         let w = &shared.config.worker;
         tracing::info!(
@@ -179,7 +193,8 @@ impl Worker {
             link.close().await;
         }
         background.cancel();
-        let _ = tokio::join!(hb, rp, cl, sc);
+        logs_stop.cancel();
+        let _ = tokio::join!(hb, rp, cl, sc, log_writer);
         declare::forget_all(&shared).await;
         if let Err(e) = shared.store.deregister(&shared.worker_id).await {
             tracing::warn!(error = %e, "could not deregister");

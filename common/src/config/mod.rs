@@ -3,8 +3,10 @@
 //!
 //! Nested keys use `__` in the environment: `TASKFLEET_WORKER__CONCURRENCY=32`.
 
+mod alerts;
 mod http;
 
+pub use alerts::AlertsConfig;
 pub use http::HttpConfig;
 
 use crate::ids::{Namespace, TaskType};
@@ -42,6 +44,8 @@ pub struct Config {
     pub types: BTreeMap<String, TypeConfig>,
     pub worker: WorkerConfig,
     pub http: HttpConfig,
+    /// `[alerts]`: webhooks told of final failures and dead letters.
+    pub alerts: AlertsConfig,
     pub log_format: LogFormat,
     /// `[schedules.NAME]`: tasks enqueued on a cron or interval schedule.
     pub schedules: BTreeMap<String, ScheduleConfig>,
@@ -64,6 +68,7 @@ impl Default for Config {
             types: BTreeMap::new(),
             worker: WorkerConfig::default(),
             http: HttpConfig::default(),
+            alerts: AlertsConfig::default(),
             log_format: LogFormat::Human,
             schedules: BTreeMap::new(),
         }
@@ -223,6 +228,7 @@ impl std::fmt::Debug for Config {
             .field("types", &self.types)
             .field("worker", &self.worker)
             .field("http", &self.http)
+            .field("alerts", &self.alerts)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -277,6 +283,7 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("worker.types")
                 .with_list_parse_key("http.tokens")
+                .with_list_parse_key("alerts.webhook")
                 .try_parsing(true)
                 .source(Some(env)),
         );

@@ -46,6 +46,7 @@ impl Config {
             );
         }
         self.http.validate()?;
+        self.alerts.validate()?;
         if self.network_timeout.is_zero() {
             return invalid("network_timeout", "must be greater than 0");
         }

@@ -9,6 +9,7 @@
 //! - `tasks`: enqueue, claim, finish, cancel, report, replay (the transitions)
 //! - `fleet`: heartbeats, the reaper, the worker registry
 //! - `read`: records and counters as users see them
+//! - `logs`: `{ns}:logs:{id}`, a task's log lines (bounded, batched)
 //! - `type_settings`: `{ns}:type:{type}`, the settings workers declare per type
 //! - `calls`: one module per script: its typed arguments (KEYS/ARGV order) and reply
 //! - `scripts`: loading the scripts, the prelude's constants rendered from Rust
@@ -19,6 +20,7 @@
 mod calls;
 mod fields;
 mod fleet;
+mod logs;
 mod read;
 mod reply;
 mod schedules;
@@ -29,6 +31,7 @@ mod type_settings;
 
 pub use fields::{FieldKind, TaskField};
 pub use fleet::{Beat, HeartbeatArgs, Registration, WorkerInfo, WorkerStatus};
+pub use logs::{MAX_LOG_LINE, MAX_LOG_LINES};
 pub use read::{TaskRecord, TypeStats};
 pub use schedules::{Lead, LeadRequest, ScheduleInfo};
 pub use tasks::{

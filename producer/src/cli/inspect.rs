@@ -24,6 +24,19 @@ pub async fn status(config: Config, id: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
+pub async fn logs(config: Config, id: &str, json: bool) -> Result<()> {
+    let id = parse_id(id)?;
+    let store = Producer::connect_store(&config).await?;
+    if json {
+        println!("{}", crate::task_logs::task_logs_json(&store, &id).await?);
+    } else {
+        for line in crate::task_logs::task_logs(&store, &id).await? {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
 pub async fn cancel(config: Config, id: &str) -> Result<()> {
     let id = parse_id(id)?;
     let store = Producer::connect_store(&config).await?;

@@ -59,6 +59,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A task's log lines (exec stderr, `ctx.log`), oldest first
+    Logs {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a task; prints the state it is in afterwards
     Cancel { id: String },
     /// Counters per task type and state
@@ -125,6 +131,7 @@ pub async fn run(args: Args) -> ExitCode {
         match args.command {
             Command::Enqueue(a) => enqueue::run(config, a).await,
             Command::Status { id, json } => inspect::status(config, &id, json).await,
+            Command::Logs { id, json } => inspect::logs(config, &id, json).await,
             Command::Cancel { id } => inspect::cancel(config, &id).await,
             Command::Stats { json } => inspect::stats(config, json).await,
             Command::Workers { json } => inspect::workers(config, json).await,

@@ -4,6 +4,10 @@
 //! - `doc`: the OpenAPI document: every status of every route, the real schemas
 //! - `auth`: bearer tokens and scopes (`jwt`: JWT verification); without tokens or
 //!   a JWT key the API only listens on loopback
+//! - `dashboard`: the web dashboard at `/` (embedded assets, strict CSP)
+//! - `live`: `GET /v1/events`, transitions as server-sent events
+//! - `dead_routes`: `GET /v1/dead`, `POST /v1/dead/replay`
+//! - `fleet_metrics`: queue depths and live counters as gauges, refreshed per scrape
 //! - `error`: `{"error":{"code","message"}}` bodies with the right status
 //! - `timing`: `delay_ms`, `run_at`, `expires_at` of a task request
 //!
@@ -12,9 +16,13 @@
 //! never its headers, so no token reaches a log line.
 
 mod auth;
+mod dashboard;
+mod dead_routes;
 mod doc;
 mod error;
+mod fleet_metrics;
 mod jwt;
+mod live;
 mod routes;
 mod timing;
 
@@ -42,6 +50,8 @@ pub(crate) struct AppState {
     pub max_batch: usize,
     // Rendered once: it only changes with the configuration.
     pub openapi: Arc<serde_json::Value>,
+    /// Open `GET /v1/events` streams (each holds a Redis pub/sub connection).
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// Builds the router (also used by tests on `127.0.0.1:0`). Fails when the JWT
@@ -59,6 +69,7 @@ pub async fn router(producer: Producer, metrics: Option<PrometheusHandle>) -> Re
         auth,
         max_batch: http.max_batch,
         openapi: Arc::new(openapi),
+        streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
     };
     Ok(routes::routes(state)
         // Room for the envelope fields around a payload at the limit.

@@ -167,12 +167,18 @@ pub(crate) fn routes(state: AppState) -> Router {
     };
     let read = Router::new()
         .route("/v1/tasks/{id}", get(get_task))
+        .route("/v1/tasks/{id}/logs", get(task_logs))
         .route("/v1/stats", get(stats))
         .route("/v1/types", get(types))
         .route("/v1/schedules", get(schedules))
         .route("/v1/workers", get(workers))
         .route("/metrics", get(metrics))
+        .route("/v1/events", get(super::live::events))
+        .route("/v1/dead", get(super::dead_routes::list))
         .route_layer(gate(Scope::TasksRead));
+    let admin = Router::new()
+        .route("/v1/dead/replay", post(super::dead_routes::replay))
+        .route_layer(gate(Scope::Admin));
     let write = Router::new()
         .route("/v1/tasks", post(create_task))
         .route("/v1/tasks/batch", post(create_batch))
@@ -184,6 +190,8 @@ pub(crate) fn routes(state: AppState) -> Router {
         .merge(read)
         .merge(write)
         .merge(cancel)
+        .merge(admin)
+        .merge(super::dashboard::routes())
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .with_state(state)
@@ -304,6 +312,25 @@ pub(crate) async fn get_task(
     ))
 }
 
+/// A task's log lines (exec stderr, `ctx.log`), oldest first, at most 1000
+#[utoipa::path(get, path = "/v1/tasks/{id}/logs", params(("id" = uuid::Uuid, Path, description = "Task id")),
+    security(("bearer" = ["tasks:read"])),
+    responses((status = 200, description = "`{id, lines}`", body = Object),
+        (status = 400, description = "Not a task id", body = ErrorBody),
+        (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks tasks:read", body = ErrorBody),
+        (status = 404, description = "No such task (or its record and logs expired)", body = ErrorBody),
+        (status = 503, description = "Redis unreachable, or timed out", body = ErrorBody)))]
+pub(crate) async fn task_logs(
+    State(s): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(id)?;
+    Ok(Json(
+        crate::task_logs::task_logs_json(s.producer.store(), &id).await?,
+    ))
+}
+
 /// Cancel a task; idempotent (a finished task stays as it is)
 #[utoipa::path(post, path = "/v1/tasks/{id}/cancel", params(("id" = uuid::Uuid, Path, description = "Task id")),
     security(("bearer" = ["tasks:cancel"])),
@@ -376,6 +403,7 @@ pub(crate) async fn workers(State(s): State<AppState>) -> Result<Json<Value>, Ap
         (status = 403, description = "The token lacks tasks:read", body = ErrorBody),
         (status = 503, description = "Timed out", body = ErrorBody)))]
 pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    super::fleet_metrics::refresh(&s.producer).await;
     s.metrics.as_ref().map(|m| m.render()).unwrap_or_default()
 }
 

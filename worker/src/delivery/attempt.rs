@@ -10,6 +10,7 @@ use crate::handler::{DynHandler, TaskContext};
 use crate::inflight::InflightGuard;
 use crate::runner::{AttemptEnd, run_attempt};
 use crate::shared::Shared;
+use crate::task_logs::LoggingReporter;
 use std::sync::Arc;
 use std::time::Instant;
 use taskfleet_common::envelope::{Envelope, Resolved};
@@ -38,9 +39,14 @@ pub(crate) async fn run<S: TaskStore, I: Inbound>(
         checkpoint,
     } = attempt;
     let guard = shared.inflight.register(env.id, fence.token);
-    let reporter = shared
-        .store
-        .reporter(env.id, fence.clone(), shared.config.result_limit);
+    let reporter: Arc<dyn crate::handler::Reporter> = Arc::new(LoggingReporter {
+        inner: shared
+            .store
+            .reporter(env.id, fence.clone(), shared.config.result_limit),
+        sink: shared.logs.clone(),
+        id: env.id,
+        attempt: fence.attempt,
+    });
     let ctx = TaskContext::new(
         env.id,
         env.task_type.clone(),
@@ -52,6 +58,7 @@ pub(crate) async fn run<S: TaskStore, I: Inbound>(
     // The envelope parser checked that the payload is JSON.
     let payload = serde_json::from_str(env.payload.get()).unwrap_or(serde_json::Value::Null);
     let started = Instant::now();
+    observe_wait(env);
     let running = run_attempt(
         handler.call(ctx, payload),
         &guard.signal,
@@ -99,4 +106,21 @@ async fn park_when_long<S, I: Inbound>(
         }
     }
     std::future::pending().await
+}
+
+/// `taskfleet_queue_head_age_seconds{type}`: how long the task starting now waited
+/// since it was created or due (this machine's clock). Queues are FIFO per priority,
+/// so this is the age of the queue's head as the workers reach it: with
+/// `taskfleet_queue_depth` (the API), the autoscaling signal.
+fn observe_wait(env: &Envelope) {
+    let Some(since) = env.run_at.or(env.created_at) else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let age = now.saturating_sub(since) as f64 / 1000.0;
+    metrics::gauge!("taskfleet_queue_head_age_seconds", "type" => env.task_type.to_string())
+        .set(age);
 }

@@ -4,12 +4,14 @@
 //! # Layout
 //! - `decision`: what happens to a delivery (`Decision`), decided without I/O
 //! - `verdict`: how an attempt ended, as recorded (`Verdict`)
+//! - `alert`: announces a dead-lettering decision (`crate::alerts`)
 //! - `executor`: carries a `Decision` out on the delivery
 //! - `attempt`: runs one claimed attempt of a handler, parking its delivery if long
 //! - `commit`: commits a verdict, riding out a Redis restart while the lease lasts
 //! - `ports`: the seams (`TaskStore`, `Inbound`) that unit tests fill with fakes
 //! - `amqp`: the real `Inbound`, a lapin delivery on its link
 
+mod alert;
 mod amqp;
 mod attempt;
 mod commit;
@@ -46,6 +48,7 @@ pub(crate) async fn process<S: TaskStore, I: Inbound>(shared: Arc<Shared<S>>, in
             tracing::warn!(queue = inbound.queue(), error = %e, "malformed message; dead-lettering it");
             metrics::counter!("taskfleet_malformed_total").increment(1);
             let copy = decision::unparseable(&e, inbound.message_id());
+            alert::dead_copy(&shared, &copy);
             return executor::dead_letter(&inbound, &copy).await;
         }
     };
@@ -59,6 +62,7 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
     let Some(handler) = shared.handlers.get(&env.task_type).cloned() else {
         let decision = decision::unknown_type(env.task_type.as_str(), env.attempt);
         tracing::warn!(?decision, "no handler for this type; dead-lettering");
+        alert::decision(shared, env, &decision);
         return executor::execute(inbound, env, resolved.priority, decision).await;
     };
     // A fresh token per delivery: every write of this run must carry it.
@@ -94,6 +98,7 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
     let (fence, checkpoint) = match decision::after_claim(claim, env.attempt) {
         ClaimStep::Run { fence, checkpoint } => (fence, checkpoint),
         ClaimStep::Settle(decision) => {
+            alert::decision(shared, env, &decision);
             return executor::execute(inbound, env, resolved.priority, decision).await;
         }
     };
@@ -124,6 +129,7 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
         commit::observe(c, &verdict, env);
     }
     let decision = decision::after_commit(commit.as_ref(), &verdict, fence.attempt);
+    alert::decision(shared, env, &decision);
     executor::execute(inbound, env, resolved.priority, decision).await
 }
 
