@@ -3,7 +3,7 @@
 -- KEYS: task, stats, types, events, idempotency (may be an unused placeholder)
 -- ARGV: id, type, payload, max_attempts ('' = unknown), priority ('' = unknown), trace_id,
 --       created_at (0 = now), use_idempotency (0/1), retention_ms, run_at (ms, 0: now),
---       expires_at (ms, 0: never)
+--       expires_at (ms, 0: never), group ('' none)
 -- Returns {'created', state} or {'exists', existing_id}.
 local task, stats, types, events, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, ttype, payload = ARGV[1], ARGV[2], ARGV[3]
@@ -21,4 +21,5 @@ local created = tonumber(ARGV[7])
 if created == 0 then created = now end
 local state = create_record(task, stats, types, events, id, ttype, payload, ARGV[4], ARGV[5],
   ARGV[6], created, 0, now, nil, tonumber(ARGV[10]), tonumber(ARGV[11]))
+if ARGV[12] ~= '' then redis.call('HSET', task, 'group', ARGV[12]) end
 return {'created', state}

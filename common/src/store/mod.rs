@@ -10,6 +10,7 @@
 //! - `fleet`: heartbeats, the reaper, the worker registry
 //! - `read`: records and counters as users see them
 //! - `type_settings`: `{ns}:type:{type}`, the settings workers declare per type
+//! - `pause`: pausing and resuming a type fleet-wide
 //! - `calls`: one module per script: its typed arguments (KEYS/ARGV order) and reply
 //! - `scripts`: loading the scripts, the prelude's constants rendered from Rust
 //! - `fields`: the fields of the task hash, named once
@@ -18,6 +19,8 @@
 mod calls;
 mod fields;
 mod fleet;
+mod flow_settings;
+mod pause;
 mod read;
 mod reply;
 mod schedules;

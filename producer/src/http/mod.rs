@@ -14,6 +14,7 @@ mod auth;
 mod doc;
 mod error;
 mod jwt;
+mod pause;
 mod routes;
 
 use crate::Producer;

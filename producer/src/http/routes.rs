@@ -55,6 +55,13 @@ pub(crate) struct TaskRequest {
         pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
     )]
     idempotency_key: Option<String>,
+    /// Group key (tenant, customer, API key) that the type's `group_max_running` caps
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
+    group: Option<String>,
 }
 
 impl TaskRequest {
@@ -74,6 +81,7 @@ impl TaskRequest {
         req.max_attempts = self.max_attempts;
         req.timeout = self.timeout_ms.map(Duration::from_millis);
         req.idempotency_key = self.idempotency_key;
+        req.group = self.group;
         req.validate(payload_limit)?;
         Ok(req)
     }
@@ -156,6 +164,8 @@ pub(crate) fn routes(state: AppState) -> Router {
     let write = Router::new()
         .route("/v1/tasks", post(create_task))
         .route("/v1/tasks/batch", post(create_batch))
+        .route("/v1/types/{type}/pause", post(super::pause::pause_type))
+        .route("/v1/types/{type}/resume", post(super::pause::resume_type))
         .route_layer(gate(Scope::TasksWrite));
     let cancel = Router::new()
         .route("/v1/tasks/{id}/cancel", post(cancel_task))
