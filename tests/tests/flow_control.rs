@@ -259,3 +259,109 @@ async fn a_small_group_is_not_stuck_behind_a_large_one() {
     assert_eq!(bs[0].get("group"), Some("b"), "{:?}", bs[0]);
     fleet.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_fleet_wide() {
+    let mut config = config_with("echo", |t| t.rate_limit = Some("20/s".into()));
+    config.worker.concurrency = 16;
+    let mut fleet = Fleet::with_config(config).await;
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        ids.push(enqueue(&fleet, "echo", &i.to_string(), None).await);
+    }
+    fleet.start_worker().await;
+    fleet.start_worker().await;
+    let rs = all_completed(&fleet, &ids, Duration::from_secs(60)).await;
+    let mut starts: Vec<u64> = rs.iter().filter_map(|r| ms(r, "started_at")).collect();
+    starts.sort_unstable();
+    let span = starts[starts.len() - 1] - starts[0];
+    assert!(span >= 4500, "100 starts at 20/s took only {span} ms");
+    let busiest = (0..starts.len())
+        .map(|i| {
+            starts[i..]
+                .iter()
+                .take_while(|s| **s < starts[i] + 1000)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(busiest <= 22, "{busiest} starts in one second under 20/s");
+    eprintln!("100 starts in {span} ms, at most {busiest} in any second");
+    fleet.teardown().await;
+}
+
+/// `taskfleet-worker` with `[types.echo]` set to `line`: its exit code and stderr.
+async fn worker_with_type_line(line: &str) -> (Option<i32>, String) {
+    let scratch = Scratch::new();
+    let file = scratch
+        .write("w.toml", &format!("[types.echo]\n{line}\n"))
+        .await;
+    let log = scratch.path("w.log");
+    let mut w = WorkerProcess::start(
+        &test_config(),
+        &["--config", &file.display().to_string()],
+        &log,
+    )
+    .await;
+    let code = w.wait_exit(Duration::from_secs(20)).await;
+    w.kill().await;
+    (
+        code.flatten(),
+        scratch.text("w.log").await.unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_limits_stop_the_worker_naming_the_key() {
+    for (line, key) in [
+        ("rate_limit = \"fast\"", "types.echo.rate_limit"),
+        ("rate_limit = \"0/s\"", "types.echo.rate_limit"),
+        ("max_running = 0", "types.echo.max_running"),
+        ("group_max_running = 0", "types.echo.group_max_running"),
+    ] {
+        let (code, err) = worker_with_type_line(line).await;
+        assert_eq!(code, Some(2), "{line}: {err}");
+        assert!(err.contains(key), "{line}: the error names {key}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disagreeing_workers_warn_and_the_stricter_cap_holds() {
+    let scratch = Scratch::new();
+    let mut fleet = Fleet::with_config(config_with("sleep", |t| t.max_running = Some(5))).await;
+    fleet.start_worker().await;
+    let file = scratch
+        .write("w.toml", "[types.sleep]\nmax_running = 2\n")
+        .await;
+    let log = scratch.path("strict.log");
+    let _strict = WorkerProcess::start(
+        &fleet.config,
+        &["--config", &file.display().to_string()],
+        &log,
+    )
+    .await;
+    fleet.wait_for_consumers("sleep", 2).await;
+    eventually(
+        Duration::from_secs(10),
+        "the disagreement warning",
+        || async {
+            scratch
+                .text("strict.log")
+                .await
+                .filter(|l| l.contains("disagree on the fleet-wide limits"))
+        },
+    )
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(enqueue(&fleet, "sleep", r#"{"ms":100}"#, None).await);
+    }
+    let rs = all_completed(&fleet, &ids, Duration::from_secs(60)).await;
+    let most = max_overlap(&rs);
+    assert!(
+        most <= 2,
+        "{most} ran at once: the looser worker's cap held"
+    );
+    fleet.teardown().await;
+}
