@@ -365,3 +365,73 @@ async fn disagreeing_workers_warn_and_the_stricter_cap_holds() {
     );
     fleet.teardown().await;
 }
+
+async fn scrape(addr: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_deliveries_show_in_metrics_and_in_types() {
+    let scratch = Scratch::new();
+    let addr = format!("127.0.0.1:{}", taskfleet_tests::free_port().await);
+    let mut config = config_with("echo", |t| t.max_running = Some(7));
+    config.worker.metrics_listen = Some(addr.clone());
+    let fleet = Fleet::with_config(config).await;
+    let file = scratch
+        .write("w.toml", "[types.echo]\nmax_running = 7\n")
+        .await;
+    let _worker = WorkerProcess::start(
+        &fleet.config,
+        &["--config", &file.display().to_string()],
+        &scratch.path("w.log"),
+    )
+    .await;
+    fleet.wait_for_consumers("echo", 1).await;
+    fleet
+        .store
+        .set_paused(&taskfleet_tests::task_type("echo"), true)
+        .await
+        .expect("pause");
+    let id = fleet.enqueue("echo", "1").await;
+    let text = eventually(
+        Duration::from_secs(15),
+        "the paused wait exported",
+        || async {
+            scrape(&addr).await.filter(|t| {
+                t.lines().any(|l| {
+                    l.starts_with("taskfleet_flow_waits_total") && l.contains("reason=\"paused\"")
+                }) && t
+                    .lines()
+                    .any(|l| l.starts_with("taskfleet_type_paused") && l.ends_with(" 1"))
+            })
+        },
+    )
+    .await;
+    assert!(text.contains("type=\"echo\""), "{text}");
+    let (code, out, err) = cli(&fleet.config, &["types", "--json"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let echo = &v["types"]["echo"];
+    assert_eq!(echo["paused"], true, "{v}");
+    assert_eq!(echo["limits"]["max_running"], 7, "{v}");
+    assert!(echo["waits"]["paused"].as_u64() >= Some(1), "{v}");
+    let (code, out, _) = cli(&fleet.config, &["types"], None).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("WAITS"), "{out}");
+    fleet
+        .store
+        .set_paused(&taskfleet_tests::task_type("echo"), false)
+        .await
+        .expect("resume");
+    fleet
+        .wait_for_state(&id, TaskState::Completed, Duration::from_secs(15))
+        .await;
+    fleet.teardown().await;
+}

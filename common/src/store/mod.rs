@@ -36,7 +36,7 @@ pub use tasks::{
     CancelResult, Claim, Commit, DeliveryClaim, DropReason, EnqueueOutcome, Fence, NewTask,
     Outcome, ReplayRefusal, Report,
 };
-pub use type_settings::{Declaration, DeclaredSettings, TypeDeclaration};
+pub use type_settings::{Declaration, DeclaredSettings, FlowView, FlowWaits, TypeDeclaration};
 
 use crate::names::Names;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};

@@ -87,6 +87,21 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_told_to_wait_becomes_a_step() {
+        use super::super::decision::{ClaimStep, after_claim};
+        use taskfleet_common::store::Claim;
+        let wait = |reason, delay| Some(Claim::Wait { reason, delay });
+        assert_eq!(
+            after_claim(wait(FlowWait::Rate, MS(30)), 1),
+            ClaimStep::WaitHere(MS(30))
+        );
+        assert_eq!(
+            after_claim(wait(FlowWait::Paused, Duration::ZERO), 1),
+            ClaimStep::Settle(Decision::Hop { delay: PAUSED_HOP })
+        );
+    }
+
+    #[test]
     fn short_rate_waits_are_slept_here_up_to_a_bound() {
         assert_eq!(
             step(FlowWait::Rate, MS(40), Duration::ZERO),
