@@ -12,7 +12,7 @@ use taskfleet_common::TaskType;
 
 /// Pause a task type fleet-wide: no new task of it starts; running ones finish
 #[utoipa::path(post, path = "/v1/types/{type}/pause", security(("bearer" = ["tasks:write"])),
-    params(("type" = String, Path, description = "Task type")),
+    params(("type" = String, Path, description = "Task type", pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", min_length = 1, max_length = 64)),
     responses((status = 200, description = "`{\"type\":..., \"paused\": true}`", body = Object),
         (status = 400, description = "Not a valid task type name", body = ErrorBody),
         (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
@@ -28,7 +28,7 @@ pub(crate) async fn pause_type(
 
 /// Resume a paused task type: its tasks start again
 #[utoipa::path(post, path = "/v1/types/{type}/resume", security(("bearer" = ["tasks:write"])),
-    params(("type" = String, Path, description = "Task type")),
+    params(("type" = String, Path, description = "Task type", pattern = "^[a-z0-9][a-z0-9._-]{0,63}$", min_length = 1, max_length = 64)),
     responses((status = 200, description = "`{\"type\":..., \"paused\": false}`", body = Object),
         (status = 400, description = "Not a valid task type name", body = ErrorBody),
         (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
