@@ -15,17 +15,21 @@
 --   {'park', delay_ms}                  the run is alive elsewhere (its lease holds), or a
 --                                       parked copy's retry is not overdue: publish this copy
 --                                       to check again after delay_ms; never counted
+--   {'wait', reason, delay_ms}          flow control (flow.lua) holds it: paused, no rate
+--                                       token, or no free slot; nothing was recorded
 -- A record missing because a foreign client published the envelope (or Redis lost its
 -- data) is created first. A redelivery of the attempt that is running elsewhere is a
 -- crash takeover once its lease expired: it reuses the attempt, so a crash does not
 -- use up a retry, and a healthy run (a broker that closed its channel, a run whose
 -- delivery was parked) is never taken over while its lease is alive.
--- KEYS: task, stats, types, events, cancel, running
+-- KEYS: task, stats, types, events, cancel, running, type, rate, slots, group_slots
 -- ARGV: id, type, payload, attempt, max_attempts, priority, trace_id, created_at,
 --       worker, lease_ms, max_redeliveries, retention_ms, redelivered (0/1),
 --       fence (a token the worker drew for this delivery, unique per claim),
 --       parked (0/1: a parked copy back from its check-back delay),
---       run_at, expires_at (ms from the envelope, 0: none; used to recreate a lost record)
+--       run_at, expires_at (ms from the envelope, 0: none; used to recreate a lost record),
+--       group ('' none), rate_interval_us, rate_burst, max_running, group_max_running
+--       (this worker's flow limits, 0: none)
 local task, stats, types, events, cancel, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, ttype, worker = ARGV[1], ARGV[2], ARGV[9]
 local attempt = tonumber(ARGV[4])
@@ -129,6 +133,14 @@ else -- running
   end
   effective = attempt
 end
+
+-- Flow control, last before the start: a delivery that must wait changes nothing.
+local held = flow_admit(
+  {type = KEYS[7], rate = KEYS[8], slots = KEYS[9], group_slots = KEYS[10], running = running},
+  {id = id, group = ARGV[18], interval_us = tonumber(ARGV[19]), burst = tonumber(ARGV[20]),
+   max_running = tonumber(ARGV[21]), group_max_running = tonumber(ARGV[22]),
+   lease_ms = tonumber(ARGV[10]), now = now})
+if held then return held end
 
 -- `deliveries` counts claims of this attempt: the poison bound. A copy reaching this
 -- point found no live lease (a live one parks it above), whichever worker it is.

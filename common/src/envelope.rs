@@ -31,6 +31,9 @@ pub struct Envelope {
     /// Not started by this time (ms): never run, `cancelled` with reason `expired`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// The `--group` key (tenant, customer, API key) that `group_max_running` caps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// Most attempts a task may have: a poison task must end, whoever published it.
@@ -96,6 +99,14 @@ impl Envelope {
             return Err(EnvelopeError::Invalid {
                 field: "priority",
                 problem: "must be between 0 and 9".into(),
+            });
+        }
+        if let Some(group) = &env.group
+            && let Err(problem) = crate::flow::check_group(group)
+        {
+            return Err(EnvelopeError::Invalid {
+                field: "group",
+                problem,
             });
         }
         Ok(env)

@@ -6,6 +6,7 @@
 //! - `envelope`: the message body, parsed once per delivery
 //! - `names`: every AMQP name and Redis key, in one place
 //! - `config`: the one typed configuration (defaults → file → env)
+//! - `flow`: fleet-wide rate limits, concurrency caps and pausing of a type
 //! - `retry`: the backoff policy of failed attempts
 //! - `reconnect`: the one reconnect policy of every loop that waits for a server
 //! - `store`: the Redis state store (`StateStore`), one Lua script per transition
@@ -16,6 +17,7 @@
 pub mod amqp;
 pub mod config;
 pub mod envelope;
+pub mod flow;
 pub mod ids;
 pub mod logging;
 pub mod names;

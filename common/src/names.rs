@@ -19,6 +19,9 @@ pub const REDIS_KEYS: &[&str] = &[
     "{ns}:stats:{type}",
     "{ns}:types",
     "{ns}:type:{type}",
+    "{ns}:rate:{type}",
+    "{ns}:slots:{type}",
+    "{ns}:slots:{type}:group:{group}",
     "{ns}:workers",
     "{ns}:worker:{worker_id}",
     "{ns}:running",
@@ -113,6 +116,21 @@ impl Names {
 
     pub fn worker_key_prefix(&self) -> String {
         format!("{}:worker:", self.ns)
+    }
+
+    /// GCRA state of the type's `rate_limit`: the theoretical arrival time (µs).
+    pub fn rate_key(&self, task_type: &TaskType) -> String {
+        format!("{}:rate:{}", self.ns, task_type)
+    }
+
+    /// Slots of the type's `max_running`: task id → lease deadline (ms).
+    pub fn slots_key(&self, task_type: &TaskType) -> String {
+        format!("{}:slots:{}", self.ns, task_type)
+    }
+
+    /// Slots of one `--group` key under the type's `group_max_running`.
+    pub fn group_slots_key(&self, task_type: &TaskType, group: &str) -> String {
+        format!("{}:slots:{}:group:{}", self.ns, task_type, group)
     }
 
     pub fn running_key(&self) -> String {
@@ -213,6 +231,9 @@ mod tests {
             n.stats_key(&t),
             n.types_key(),
             n.type_key(&t),
+            n.rate_key(&t),
+            n.slots_key(&t),
+            n.group_slots_key(&t, "acme"),
             n.workers_key(),
             n.worker_key(&w),
             n.running_key(),
@@ -233,6 +254,7 @@ mod tests {
                     .replace("{name}", "nightly")
                     .replace("{worker_id}", w.as_str())
                     .replace("{key}", "k1")
+                    .replace("{group}", "acme")
             })
             .collect();
         assert_eq!(rendered, from_templates);

@@ -19,6 +19,10 @@ pub struct TypeView {
     /// Live workers serving the type (from the worker registry).
     pub workers: Vec<String>,
     pub paused: bool,
+    /// The fleet's `rate_limit max_running group_max_running` (docs/flow-control.md).
+    pub limits: taskfleet_common::store::FlowView,
+    /// Deliveries flow control held so far: `paused rate_limit cap`.
+    pub waits: taskfleet_common::store::FlowWaits,
     /// Messages ready in `{ns}.q.{type}`; `null` when the queue does not exist.
     pub queue_depth: Option<u32>,
 }
@@ -60,6 +64,8 @@ pub async fn types(producer: &Producer) -> Result<BTreeMap<TaskType, TypeView>> 
                 declared_by: d.declared_by,
                 workers: serving.remove(&t).unwrap_or_default(),
                 paused: d.paused,
+                limits: d.limits,
+                waits: d.waits,
                 queue_depth: depth,
             };
             (t, view)

@@ -107,6 +107,7 @@ impl Producer {
             trace_id: req.trace_id.clone(),
             run_at: req.run_at,
             expires_at: req.expires_at,
+            group: req.group.clone(),
         };
         let declared = info.settings;
         let task = NewTask {
@@ -120,6 +121,7 @@ impl Producer {
             idempotency_key: req.idempotency_key.as_deref(),
             run_at: req.run_at,
             expires_at: req.expires_at,
+            group: req.group.as_deref(),
         };
         let warning =
             (info.served == Some(false)).then(|| unserved_warning(&self.store, &req.task_type));

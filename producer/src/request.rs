@@ -23,6 +23,8 @@ pub struct EnqueueRequest {
     pub run_at: Option<u64>,
     /// Not started by this time (ms since the epoch): `cancelled`, reason `expired`.
     pub expires_at: Option<u64>,
+    /// The `--group` key (tenant, customer, API key) that `group_max_running` caps.
+    pub group: Option<String>,
 }
 
 /// Milliseconds since the Unix epoch, this machine's clock (a first estimate; the
@@ -50,6 +52,7 @@ impl EnqueueRequest {
             trace_id: None,
             run_at: None,
             expires_at: None,
+            group: None,
         })
     }
 
@@ -91,6 +94,11 @@ impl EnqueueRequest {
             return Err(ProducerError::Invalid(format!(
                 "idempotency key must be 1-{MAX_IDEMPOTENCY_KEY} characters without control characters"
             )));
+        }
+        if let Some(g) = &self.group
+            && let Err(problem) = taskfleet_common::flow::check_group(g)
+        {
+            return Err(ProducerError::Invalid(format!("group {problem}")));
         }
         if let Some(t) = &self.trace_id
             && (t.len() != 32 || !t.chars().all(|c| c.is_ascii_hexdigit()))

@@ -9,6 +9,7 @@
 
 use crate::shared::Shared;
 use taskfleet_common::TaskType;
+use taskfleet_common::flow::FlowLimits;
 use taskfleet_common::store::{DeclaredSettings, StoreError};
 
 /// Declares every served type; logs, never fails: a worker whose declaration did not
@@ -25,6 +26,7 @@ async fn declare(shared: &Shared, task_type: &TaskType) -> Result<(), StoreError
     let me = shared.worker_id.as_str();
     let mine = DeclaredSettings::from(&shared.config.type_settings(task_type));
     let store = &shared.store;
+    let flow_before = store.declared_flow(task_type).await?;
     let declaration = store
         .declare_type(&shared.worker_id, task_type, &mine)
         .await?;
@@ -52,8 +54,57 @@ async fn declare(shared: &Shared, task_type: &TaskType) -> Result<(), StoreError
             shared.names.type_key(task_type)
         );
     }
+    let live_peer = declaration
+        .previous
+        .as_ref()
+        .map(|(other, _)| other.as_str())
+        .filter(|other| {
+            *other != me
+                && !gone.iter().any(|g| g == other)
+                && declaration.workers.iter().any(|w| w == other)
+        });
+    declare_flow(shared, task_type, flow_before, live_peer).await?;
     store.forget_workers(task_type, &gone).await?;
     Ok(())
+}
+
+/// Declares the type's flow limits: this worker's, or, when the worker that declared
+/// the type before is live and disagrees, the stricter of both (with a warning), so
+/// every worker's claims obey the stricter limit (`flow.lua` reads the hash).
+async fn declare_flow(
+    shared: &Shared,
+    task_type: &TaskType,
+    before: FlowLimits,
+    live_peer: Option<&str>,
+) -> Result<(), StoreError> {
+    let mine = shared.config.type_settings(task_type).flow;
+    let declared = match live_peer {
+        Some(other) if before != mine => {
+            let stricter = mine.stricter(before);
+            tracing::warn!(
+                r#type = %task_type,
+                other_worker = %other,
+                "workers disagree on the fleet-wide limits of type {task_type}: the fleet \
+                 had {}, this worker has {}; the stricter ({}) holds on every worker",
+                show(&before),
+                show(&mine),
+                show(&stricter)
+            );
+            stricter
+        }
+        _ => mine,
+    };
+    shared.store.set_declared_flow(task_type, &declared).await
+}
+
+fn show(l: &FlowLimits) -> String {
+    let opt = |v: Option<u32>| v.map_or("none".to_owned(), |n| n.to_string());
+    format!(
+        "rate_limit={} max_running={} group_max_running={}",
+        l.rate.map_or("none".to_owned(), |r| r.to_string()),
+        opt(l.max_running),
+        opt(l.group_max_running)
+    )
 }
 
 /// Leaves the `workers` list of every served type (at deregistration).

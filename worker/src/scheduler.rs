@@ -135,6 +135,7 @@ async fn enqueue_tick(shared: &Shared, s: &Schedule, tick: u64) -> Result<TaskId
         idempotency_key: Some(&key),
         run_at: None,
         expires_at: None,
+        group: None,
     };
     match shared.store.enqueue(&task).await? {
         EnqueueOutcome::Exists(existing) if existing != id => return Ok(existing),

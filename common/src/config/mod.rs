@@ -146,6 +146,12 @@ pub struct TypeConfig {
     pub timeout: Option<Duration>,
     pub priority: Option<u8>,
     pub backoff: Option<BackoffConfig>,
+    /// Fleet-wide starts per period: `"20/s"`, `"100/m"`, `"5/h"`, `"20/s burst 5"`.
+    pub rate_limit: Option<String>,
+    /// Fleet-wide running tasks of this type at once.
+    pub max_running: Option<u32>,
+    /// Fleet-wide running tasks of this type per `--group` key at once.
+    pub group_max_running: Option<u32>,
 }
 
 /// The effective settings of one task type.
@@ -155,6 +161,8 @@ pub struct TypeSettings {
     pub timeout: Duration,
     pub priority: u8,
     pub backoff: BackoffConfig,
+    /// Fleet-wide limits (docs/flow-control.md); checked when the config is loaded.
+    pub flow: crate::flow::FlowLimits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -305,6 +313,14 @@ impl Config {
             timeout: t.and_then(|t| t.timeout).unwrap_or(d.timeout),
             priority: t.and_then(|t| t.priority).unwrap_or(d.priority),
             backoff: t.and_then(|t| t.backoff).unwrap_or(d.backoff),
+            // `validate` refused an unparsable rate, so none is dropped here.
+            flow: crate::flow::FlowLimits {
+                rate: t
+                    .and_then(|t| t.rate_limit.as_deref())
+                    .and_then(|r| r.parse().ok()),
+                max_running: t.and_then(|t| t.max_running),
+                group_max_running: t.and_then(|t| t.group_max_running),
+            },
         }
     }
 }

@@ -85,6 +85,7 @@ impl Config {
             {
                 return invalid(&format!("{key}.exec"), "must name a program");
             }
+            validate_flow(&key, t)?;
             let settings = self.type_settings_by_name(name);
             validate_type_defaults(
                 &key,
@@ -111,6 +112,34 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `rate_limit` parses; a cap, when set, is at least 1 (a zero cap would stop the
+/// type for good: `taskfleet pause` is the way to stop it).
+fn validate_flow(key: &str, t: &super::TypeConfig) -> Result<(), ConfigError> {
+    let invalid = |sub: &str, problem: String| {
+        Err(ConfigError::Invalid {
+            key: format!("{key}.{sub}"),
+            problem,
+        })
+    };
+    if let Some(rate) = &t.rate_limit
+        && let Err(problem) = rate.parse::<crate::flow::RateLimit>()
+    {
+        return invalid("rate_limit", format!("{rate:?} {problem}"));
+    }
+    for (sub, cap) in [
+        ("max_running", t.max_running),
+        ("group_max_running", t.group_max_running),
+    ] {
+        if cap.is_some_and(|n| n == 0 || n > 100_000) {
+            return invalid(
+                sub,
+                "must be between 1 and 100000 (pause the type to stop it)".into(),
+            );
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn validate_type_defaults(

@@ -36,6 +36,8 @@ pub enum TaskField {
     ExpiresAt,
     /// Why a `cancelled` record was cancelled: `requested` or `expired`.
     Reason,
+    /// The `--group` key that `group_max_running` caps.
+    Group,
 }
 
 /// How a field's stored string reads as JSON (`taskfleet status --json`).
@@ -49,7 +51,7 @@ pub enum FieldKind {
 }
 
 impl TaskField {
-    pub const ALL: [TaskField; 25] = [
+    pub const ALL: [TaskField; 26] = [
         TaskField::Id,
         TaskField::Type,
         TaskField::State,
@@ -75,6 +77,7 @@ impl TaskField {
         TaskField::RunAt,
         TaskField::ExpiresAt,
         TaskField::Reason,
+        TaskField::Group,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +107,7 @@ impl TaskField {
             TaskField::RunAt => "run_at",
             TaskField::ExpiresAt => "expires_at",
             TaskField::Reason => "reason",
+            TaskField::Group => "group",
         }
     }
 
@@ -120,9 +124,8 @@ impl TaskField {
                 FieldKind::Number
             }
             // The fence token is a u64 that JSON numbers (f64 in most readers) would round.
-            Id | Type | State | Error | ProgressMessage | Worker | TraceId | Fence | Reason => {
-                FieldKind::Text
-            }
+            Id | Type | State | Error | ProgressMessage | Worker | TraceId | Fence | Reason
+            | Group => FieldKind::Text,
         }
     }
 }

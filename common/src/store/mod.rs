@@ -11,6 +11,7 @@
 //! - `read`: records and counters as users see them
 //! - `logs`: `{ns}:logs:{id}`, a task's log lines (bounded, batched)
 //! - `type_settings`: `{ns}:type:{type}`, the settings workers declare per type
+//! - `pause`: pausing and resuming a type fleet-wide
 //! - `calls`: one module per script: its typed arguments (KEYS/ARGV order) and reply
 //! - `scripts`: loading the scripts, the prelude's constants rendered from Rust
 //! - `fields`: the fields of the task hash, named once
@@ -21,6 +22,8 @@ mod calls;
 mod fields;
 mod fleet;
 mod logs;
+mod flow_settings;
+mod pause;
 mod read;
 mod reply;
 mod schedules;
@@ -38,7 +41,7 @@ pub use tasks::{
     CancelResult, Claim, Commit, DeliveryClaim, DropReason, EnqueueOutcome, Fence, NewTask,
     Outcome, ReplayRefusal, Report,
 };
-pub use type_settings::{Declaration, DeclaredSettings, TypeDeclaration};
+pub use type_settings::{Declaration, DeclaredSettings, FlowView, FlowWaits, TypeDeclaration};
 
 use crate::names::Names;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};

@@ -55,7 +55,12 @@ impl Scripts {
         Self {
             enqueue: with_prelude(include_str!("../../lua/enqueue.lua")),
             abandon: with_prelude(include_str!("../../lua/abandon.lua")),
-            claim: with_prelude(include_str!("../../lua/claim.lua")),
+            // `flow.lua` is a library of the claim only: its checks run inside it.
+            claim: with_prelude(concat!(
+                include_str!("../../lua/flow.lua"),
+                "\n",
+                include_str!("../../lua/claim.lua")
+            )),
             finish: with_prelude(include_str!("../../lua/finish.lua")),
             cancel: with_prelude(include_str!("../../lua/cancel.lua")),
             report: with_prelude(include_str!("../../lua/report.lua")),

@@ -25,6 +25,8 @@ pub struct NewTask<'a> {
     pub run_at: Option<u64>,
     /// Never run if not started by then (ms).
     pub expires_at: Option<u64>,
+    /// The `--group` key (flow control's `group_max_running`).
+    pub group: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +58,8 @@ pub struct DeliveryClaim<'a> {
     pub parked: bool,
     pub lease: Duration,
     pub max_redeliveries: u32,
+    /// This worker's fleet-wide limits of the type (docs/flow-control.md).
+    pub flow: crate::flow::FlowLimits,
 }
 
 /// Whether a delivery may run, decided by `claim.lua`.
@@ -82,6 +86,12 @@ pub enum Claim {
     Hop { delay: Duration },
     /// Not started by its `expires_at`: now `cancelled` (reason `expired`); never start it.
     Expired,
+    /// Flow control holds it (paused, no rate token, no free slot): nothing was
+    /// recorded; try again after `delay` (zero: the worker chooses).
+    Wait {
+        reason: crate::flow::FlowWait,
+        delay: Duration,
+    },
 }
 
 /// Why `claim.lua` dropped a delivery.

@@ -60,6 +60,7 @@ fn delivery(worker: &WorkerId, redelivered: bool, token: u64) -> DeliveryClaim<'
         parked: false,
         lease: Duration::from_secs(5),
         max_redeliveries: 5,
+        flow: crate::flow::FlowLimits::default(),
     }
 }
 

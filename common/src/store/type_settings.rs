@@ -65,6 +65,26 @@ pub struct TypeDeclaration {
     /// Declared serving workers; some may be gone (check them against the registry).
     pub workers: Vec<String>,
     pub paused: bool,
+    /// The fleet's flow limits (docs/flow-control.md), as declared.
+    pub limits: FlowView,
+    /// Deliveries held by flow control so far, by cause.
+    pub waits: FlowWaits,
+}
+
+/// A type's flow limits as `taskfleet types` shows them (`None`: no limit).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlowView {
+    pub rate_limit: Option<String>,
+    pub max_running: Option<u32>,
+    pub group_max_running: Option<u32>,
+}
+
+/// Counters of deliveries that flow control held (`waits_*` in the type's hash).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FlowWaits {
+    pub paused: u64,
+    pub rate_limit: u64,
+    pub cap: u64,
 }
 
 impl TypeDeclaration {
@@ -89,6 +109,19 @@ impl TypeDeclaration {
             paused: f
                 .get("paused")
                 .is_some_and(|p| p == "1" || p.eq_ignore_ascii_case("true")),
+            limits: {
+                let l = super::flow_settings::flow_of(f);
+                FlowView {
+                    rate_limit: l.rate.map(|r| r.to_string()),
+                    max_running: l.max_running,
+                    group_max_running: l.group_max_running,
+                }
+            },
+            waits: FlowWaits {
+                paused: num("waits_paused").unwrap_or(0),
+                rate_limit: num("waits_rate").unwrap_or(0),
+                cap: num("waits_cap").unwrap_or(0),
+            },
         }
     }
 }

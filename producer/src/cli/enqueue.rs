@@ -40,6 +40,10 @@ pub struct EnqueueArgs {
     /// Never start it after this long from now (it ends `cancelled`, reason `expired`)
     #[arg(long, value_parser = humantime::parse_duration)]
     pub expires: Option<Duration>,
+    /// Group key (tenant, customer, API key): the type's `group_max_running` caps
+    /// how many tasks of one group run at once
+    #[arg(long)]
+    pub group: Option<String>,
     /// Read one JSON payload per stdin line; print one id per line
     #[arg(long, conflicts_with_all = ["payload", "key"])]
     pub batch: bool,
@@ -52,6 +56,7 @@ impl EnqueueArgs {
         req.max_attempts = self.max_attempts;
         req.timeout = self.timeout;
         req.idempotency_key = self.key.clone();
+        req.group = self.group.clone();
         let now = crate::request::now_ms();
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         req.run_at = match (self.delay, self.at) {

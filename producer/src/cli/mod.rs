@@ -6,6 +6,7 @@ mod enqueue;
 pub mod exit;
 mod inspect;
 mod lines;
+mod pause;
 mod schedules;
 mod status;
 mod types;
@@ -82,6 +83,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fleet-wide: no new task of TYPE starts until `resume` (running ones finish)
+    Pause {
+        #[arg(value_name = "TYPE")]
+        task_type: String,
+    },
+    /// Lets tasks of a paused TYPE start again
+    Resume {
+        #[arg(value_name = "TYPE")]
+        task_type: String,
+    },
     /// Print state transitions as they happen (until Ctrl-C)
     Watch,
     /// Cron and interval schedules: next and last fire, leader
@@ -136,6 +147,8 @@ pub async fn run(args: Args) -> ExitCode {
             Command::Stats { json } => inspect::stats(config, json).await,
             Command::Workers { json } => inspect::workers(config, json).await,
             Command::Types { json } => types::run(config, json).await,
+            Command::Pause { task_type } => pause::run(config, &task_type, true).await,
+            Command::Resume { task_type } => pause::run(config, &task_type, false).await,
             Command::Watch => inspect::watch(config).await,
             Command::Schedules { json } => schedules::run(config, json).await,
             Command::Serve { listen } => serve(config, listen).await,

@@ -20,8 +20,18 @@ async fn print(producer: &Producer, json: bool) -> Result<()> {
     }
     let types = fleet_types::types(producer).await?;
     println!(
-        "{:<24} {:>12} {:>10} {:>8} {:>6} {:>7} {:>8}  WORKERS",
-        "TYPE", "MAX_ATTEMPTS", "TIMEOUT", "PRIORITY", "PAUSED", "SERVING", "QUEUED"
+        "{:<24} {:>12} {:>10} {:>8} {:>6} {:>7} {:>8} {:>12} {:>11} {:>9} {:>17}  WORKERS",
+        "TYPE",
+        "MAX_ATTEMPTS",
+        "TIMEOUT",
+        "PRIORITY",
+        "PAUSED",
+        "SERVING",
+        "QUEUED",
+        "RATE_LIMIT",
+        "MAX_RUNNING",
+        "GROUP_MAX",
+        "WAITS(P/RATE/CAP)"
     );
     for (t, v) in &types {
         let (attempts, timeout, priority) = match &v.settings {
@@ -32,8 +42,10 @@ async fn print(producer: &Producer, json: bool) -> Result<()> {
             ),
             None => ("-".into(), "-".into(), "-".into()),
         };
+        let cap = |c: Option<u32>| c.map_or("-".to_owned(), |n| n.to_string());
+        let w = &v.waits;
         println!(
-            "{:<24} {:>12} {:>10} {:>8} {:>6} {:>7} {:>8}  {}",
+            "{:<24} {:>12} {:>10} {:>8} {:>6} {:>7} {:>8} {:>12} {:>11} {:>9} {:>17}  {}",
             t.as_str(),
             attempts,
             timeout,
@@ -41,6 +53,10 @@ async fn print(producer: &Producer, json: bool) -> Result<()> {
             if v.paused { "yes" } else { "no" },
             v.workers.len(),
             v.queue_depth.map_or("-".into(), |d| d.to_string()),
+            v.limits.rate_limit.as_deref().unwrap_or("-"),
+            cap(v.limits.max_running),
+            cap(v.limits.group_max_running),
+            format!("{}/{}/{}", w.paused, w.rate_limit, w.cap),
             if v.workers.is_empty() {
                 "-".to_owned()
             } else {

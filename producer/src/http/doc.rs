@@ -146,6 +146,8 @@ impl Modify for BearerAuth {
         routes::cancel_task,
         routes::stats,
         routes::types,
+        super::pause::pause_type,
+        super::pause::resume_type,
         routes::schedules,
         routes::workers,
         routes::metrics,

@@ -23,6 +23,7 @@ mod error;
 mod fleet_metrics;
 mod jwt;
 mod live;
+mod pause;
 mod routes;
 mod timing;
 

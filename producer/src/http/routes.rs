@@ -68,6 +68,13 @@ pub(crate) struct TaskRequest {
     /// Never start after this time (RFC 3339): the task ends `cancelled`, reason `expired`
     #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// Group key (tenant, customer, API key) that the type's `group_max_running` caps
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
+    group: Option<String>,
 }
 
 impl TaskRequest {
@@ -94,6 +101,7 @@ impl TaskRequest {
             crate::request::now_ms(),
         )?;
         (req.run_at, req.expires_at) = (times.run_at, times.expires_at);
+        req.group = self.group;
         req.validate(payload_limit)?;
         Ok(req)
     }
@@ -182,6 +190,8 @@ pub(crate) fn routes(state: AppState) -> Router {
     let write = Router::new()
         .route("/v1/tasks", post(create_task))
         .route("/v1/tasks/batch", post(create_batch))
+        .route("/v1/types/{type}/pause", post(super::pause::pause_type))
+        .route("/v1/types/{type}/resume", post(super::pause::resume_type))
         .route_layer(gate(Scope::TasksWrite));
     let cancel = Router::new()
         .route("/v1/tasks/{id}/cancel", post(cancel_task))

@@ -42,6 +42,8 @@ pub(crate) enum ClaimStep {
         fence: Fence,
         checkpoint: Option<String>,
     },
+    /// Flow control holds it (see `flow.rs`): sleep, then claim again.
+    WaitHere(Duration),
     Settle(Decision),
 }
 
@@ -81,6 +83,13 @@ pub(crate) fn after_claim(claim: Option<Claim>, attempt: u32) -> ClaimStep {
         Some(Claim::Park { delay }) => Decision::Park { delay },
         Some(Claim::Hop { delay }) => Decision::Hop { delay },
         Some(Claim::Expired) => Decision::Ack,
+        // `waited` is the caller's to bound: this is the first wait's step.
+        Some(Claim::Wait { reason, delay }) => {
+            return match super::flow::step(reason, delay, Duration::ZERO) {
+                super::flow::FlowStep::WaitHere(d) => ClaimStep::WaitHere(d),
+                super::flow::FlowStep::Settle(decision) => ClaimStep::Settle(decision),
+            };
+        }
         Some(Claim::Poison { deliveries }) => Decision::DeadLetter {
             reason: DeadReason::Poison,
             error: format!("poison message: delivered {deliveries} times without finishing"),

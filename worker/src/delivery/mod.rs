@@ -5,6 +5,7 @@
 //! - `decision`: what happens to a delivery (`Decision`), decided without I/O
 //! - `verdict`: how an attempt ended, as recorded (`Verdict`)
 //! - `alert`: announces a dead-lettering decision (`crate::alerts`)
+//! - `flow`: how a delivery that flow control holds waits (broker hop or short sleep)
 //! - `executor`: carries a `Decision` out on the delivery
 //! - `attempt`: runs one claimed attempt of a handler, parking its delivery if long
 //! - `commit`: commits a verdict, riding out a Redis restart while the lease lasts
@@ -21,6 +22,7 @@ mod executor;
 mod fakes;
 #[cfg(test)]
 mod parked_tests;
+mod flow;
 mod ports;
 #[cfg(test)]
 mod tests;
@@ -33,7 +35,9 @@ use crate::shared::Shared;
 use decision::ClaimStep;
 use ports::Inbound;
 use std::sync::Arc;
+use std::time::Duration;
 use taskfleet_common::envelope::Envelope;
+use taskfleet_common::flow::FlowWait;
 use taskfleet_common::retry::RetryPolicy;
 use taskfleet_common::store::{Claim, DeliveryClaim};
 use tracing::Instrument;
@@ -67,39 +71,28 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
     };
     // A fresh token per delivery: every write of this run must carry it.
     let token = uuid::Uuid::new_v4().as_u64_pair().0;
-    let claim = shared
-        .store
-        .claim(
-            env,
-            &resolved,
-            &DeliveryClaim {
-                worker: &shared.worker_id,
-                token,
-                redelivered: inbound.redelivered(),
-                parked: inbound.is_parked_copy(),
-                lease: shared.config.worker.lease,
-                max_redeliveries: shared.config.max_redeliveries,
+    // Local rate waits of this delivery so far (bounded by `flow::MAX_LOCAL_WAIT`).
+    let mut waited = Duration::ZERO;
+    let (fence, checkpoint) = loop {
+        let claim = claim_once(shared, inbound, env, &resolved, token).await;
+        match decision::after_claim(claim, env.attempt) {
+            ClaimStep::Run { fence, checkpoint } => break (fence, checkpoint),
+            ClaimStep::WaitHere(delay) => match flow::step(FlowWait::Rate, delay, waited) {
+                flow::FlowStep::WaitHere(delay) => {
+                    // A little jitter, so the deliveries waiting for the same token do
+                    // not all ask for it at the same instant.
+                    let jitter = Duration::from_millis(uuid::Uuid::new_v4().as_u64_pair().1 % 16);
+                    tokio::time::sleep(delay + jitter).await;
+                    waited += delay + jitter;
+                }
+                flow::FlowStep::Settle(decision) => {
+                    return executor::execute(inbound, env, resolved.priority, decision).await;
+                }
             },
-        )
-        .await;
-    let claim = match claim {
-        Ok(c) => {
-            log_claim(&c);
-            Some(c)
-        }
-        Err(e) => {
-            // Whatever Redis said (unreachable, LOADING, READONLY, ...), taking more
-            // deliveries now would only bounce them: pause until it answers a PING.
-            shared.health.failed();
-            tracing::warn!(error = %e, "could not claim; handing the delivery back");
-            None
-        }
-    };
-    let (fence, checkpoint) = match decision::after_claim(claim, env.attempt) {
-        ClaimStep::Run { fence, checkpoint } => (fence, checkpoint),
-        ClaimStep::Settle(decision) => {
-            alert::decision(shared, env, &decision);
-            return executor::execute(inbound, env, resolved.priority, decision).await;
+            ClaimStep::Settle(decision) => {
+                alert::decision(shared, env, &decision);
+                return executor::execute(inbound, env, resolved.priority, decision).await;
+            }
         }
     };
     let attempt = attempt::Attempt {
@@ -131,6 +124,46 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
     let decision = decision::after_commit(commit.as_ref(), &verdict, fence.attempt);
     alert::decision(shared, env, &decision);
     executor::execute(inbound, env, resolved.priority, decision).await
+}
+
+/// One claim of the delivery (`None`: Redis did not answer).
+async fn claim_once<S: TaskStore, I: Inbound>(
+    shared: &Shared<S>,
+    inbound: &I,
+    env: &Envelope,
+    resolved: &taskfleet_common::envelope::Resolved,
+    token: u64,
+) -> Option<Claim> {
+    let claim = shared
+        .store
+        .claim(
+            env,
+            resolved,
+            &DeliveryClaim {
+                worker: &shared.worker_id,
+                token,
+                redelivered: inbound.redelivered(),
+                parked: inbound.is_parked_copy(),
+                lease: shared.config.worker.lease,
+                max_redeliveries: shared.config.max_redeliveries,
+                flow: shared.config.type_settings(&env.task_type).flow,
+            },
+        )
+        .await;
+    match claim {
+        Ok(c) => {
+            log_claim(&c);
+            flow::observe(&c, env);
+            Some(c)
+        }
+        Err(e) => {
+            // Whatever Redis said (unreachable, LOADING, READONLY, ...), taking more
+            // deliveries now would only bounce them: pause until it answers a PING.
+            shared.health.failed();
+            tracing::warn!(error = %e, "could not claim; handing the delivery back");
+            None
+        }
+    }
 }
 
 /// Parks a delivery that found no free slot for `park_after` (parked runs hold their
@@ -180,6 +213,9 @@ fn log_claim(claim: &Claim) {
             ?delay,
             "the run of this task is alive elsewhere; parking this copy to check back"
         ),
+        Claim::Wait { reason, delay } => {
+            tracing::debug!(reason = reason.as_str(), ?delay, "flow control holds it")
+        }
         Claim::Poison { deliveries } => {
             tracing::error!(
                 deliveries,

@@ -2,6 +2,7 @@
 
 use super::{Call, Context, Invocation};
 use crate::envelope::{Envelope, Resolved};
+use crate::flow::FlowWait;
 use crate::store::reply::{array, count, is, optional, state, text};
 use crate::store::scripts::Scripts;
 use crate::store::{Claim, DeliveryClaim, DropReason, Fence};
@@ -17,8 +18,18 @@ pub(crate) struct ClaimArgs<'a> {
 
 impl Call for ClaimArgs<'_> {
     const SCRIPT: &'static str = "claim";
-    const KEYS: &'static [&'static str] =
-        &["task", "stats", "types", "events", "cancel", "running"];
+    const KEYS: &'static [&'static str] = &[
+        "task",
+        "stats",
+        "types",
+        "events",
+        "cancel",
+        "running",
+        "type",
+        "rate",
+        "slots",
+        "group_slots",
+    ];
     const ARGV: &'static [&'static str] = &[
         "id",
         "type",
@@ -37,6 +48,11 @@ impl Call for ClaimArgs<'_> {
         "parked",
         "run_at",
         "expires_at",
+        "group",
+        "rate_interval_us",
+        "rate_burst",
+        "max_running",
+        "group_max_running",
     ];
     type Reply = Claim;
 
@@ -51,7 +67,13 @@ impl Call for ClaimArgs<'_> {
             .key(n.types_key())
             .key(n.events_channel())
             .key(n.cancel_key(&env.id))
-            .key(n.running_key());
+            .key(n.running_key())
+            .key(n.type_key(&env.task_type))
+            .key(n.rate_key(&env.task_type))
+            .key(n.slots_key(&env.task_type))
+            // Never touched without a group; a key all the same (KEYS is fixed).
+            .key(n.group_slots_key(&env.task_type, env.group.as_deref().unwrap_or("")));
+        let flow = &d.flow;
         inv.arg(env.id.to_string())
             .arg(env.task_type.as_str())
             .arg(env.payload.get())
@@ -69,7 +91,12 @@ impl Call for ClaimArgs<'_> {
             .arg(d.token.to_string())
             .flag(d.parked)
             .arg(env.run_at.unwrap_or(0))
-            .arg(env.expires_at.unwrap_or(0));
+            .arg(env.expires_at.unwrap_or(0))
+            .arg(env.group.as_deref().unwrap_or(""))
+            .arg(flow.rate.map_or(0, |r| r.interval_us()))
+            .arg(flow.rate.map_or(0, |r| r.burst))
+            .arg(flow.max_running.unwrap_or(0))
+            .arg(flow.group_max_running.unwrap_or(0));
     }
 
     fn read(&self, reply: &Value) -> Option<Claim> {
@@ -104,6 +131,10 @@ impl Call for ClaimArgs<'_> {
                 delay: Duration::from_millis(count(delay_ms)?),
             },
             [tag] if is(tag, "expired") => Claim::Expired,
+            [tag, reason, delay_ms] if is(tag, "wait") => Claim::Wait {
+                reason: FlowWait::parse(text(reason)?)?,
+                delay: Duration::from_millis(count(delay_ms)?),
+            },
             [tag, deliveries] if is(tag, "poison") => Claim::Poison {
                 deliveries: count(deliveries)?,
             },
@@ -135,6 +166,7 @@ mod tests {
             parked: false,
             lease: Duration::from_secs(5),
             max_redeliveries: 5,
+            flow: crate::flow::FlowLimits::default(),
         };
         f(&ClaimArgs {
             env: &env,
@@ -212,6 +244,13 @@ mod tests {
                 ),
                 (arr(vec![s("expired")]), Claim::Expired),
                 (
+                    arr(vec![s("wait"), s("rate_limit"), Value::Int(40)]),
+                    Claim::Wait {
+                        reason: FlowWait::Rate,
+                        delay: Duration::from_millis(40),
+                    },
+                ),
+                (
                     arr(vec![s("park"), Value::Int(2500)]),
                     Claim::Park {
                         delay: Duration::from_millis(2500),
@@ -246,6 +285,8 @@ mod tests {
                 arr(vec![s("park"), Value::Int(-1)]),
                 arr(vec![s("cancelled"), Value::Int(1)]),
                 arr(vec![s("go")]),
+                arr(vec![s("wait"), s("tired"), Value::Int(1)]),
+                arr(vec![s("wait"), s("paused")]),
                 arr(vec![]),
                 Value::Nil,
                 s("run"),

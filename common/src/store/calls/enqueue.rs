@@ -28,6 +28,7 @@ impl Call for NewTask<'_> {
         "retention_ms",
         "run_at",
         "expires_at",
+        "group",
     ];
     type Reply = EnqueueOutcome;
 
@@ -55,7 +56,8 @@ impl Call for NewTask<'_> {
             .flag(self.idempotency_key.is_some())
             .arg(cx.retention_ms)
             .arg(self.run_at.unwrap_or(0))
-            .arg(self.expires_at.unwrap_or(0));
+            .arg(self.expires_at.unwrap_or(0))
+            .arg(self.group.unwrap_or(""));
     }
 
     fn read(&self, reply: &Value) -> Option<EnqueueOutcome> {
@@ -90,6 +92,7 @@ mod tests {
             idempotency_key: Some("k"),
             run_at: None,
             expires_at: None,
+            group: Some("acme"),
         });
     }
 
