@@ -31,6 +31,10 @@ pub struct Envelope {
     /// Not started by this time (ms): never run, `cancelled` with reason `expired`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// The tasks it waited for (`--after`): the worker hands their results to the
+    /// handler (docs/workflows.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<TaskId>,
 }
 
 /// Most attempts a task may have: a poison task must end, whoever published it.

@@ -22,7 +22,10 @@ pub mod producer;
 pub mod request;
 mod transient;
 pub mod type_info;
+pub mod wait;
+pub mod workflow;
 
 pub use error::{ErrorKind, ProducerError};
 pub use producer::{Enqueued, Producer};
 pub use request::EnqueueRequest;
+pub use workflow::Workflow;

@@ -34,8 +34,13 @@ pub enum TaskField {
     RunAt,
     /// A task not started by then is never run (ms).
     ExpiresAt,
-    /// Why a `cancelled` record was cancelled: `requested` or `expired`.
+    /// Why a `cancelled` record was cancelled: `requested`, `expired` or `dependency_failed`.
     Reason,
+    /// The ids of the tasks it waits for (`--after`), a JSON array (docs/workflows.md).
+    After,
+    /// The envelope to publish once released: present while `waiting`, and while
+    /// `pending` until its publish was confirmed (the released-not-published marker).
+    Envelope,
 }
 
 /// How a field's stored string reads as JSON (`taskfleet status --json`).
@@ -49,7 +54,7 @@ pub enum FieldKind {
 }
 
 impl TaskField {
-    pub const ALL: [TaskField; 25] = [
+    pub const ALL: [TaskField; 27] = [
         TaskField::Id,
         TaskField::Type,
         TaskField::State,
@@ -75,6 +80,8 @@ impl TaskField {
         TaskField::RunAt,
         TaskField::ExpiresAt,
         TaskField::Reason,
+        TaskField::After,
+        TaskField::Envelope,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +111,8 @@ impl TaskField {
             TaskField::RunAt => "run_at",
             TaskField::ExpiresAt => "expires_at",
             TaskField::Reason => "reason",
+            TaskField::After => "after",
+            TaskField::Envelope => "envelope",
         }
     }
 
@@ -114,7 +123,7 @@ impl TaskField {
     pub fn kind(self) -> FieldKind {
         use TaskField::*;
         match self {
-            Payload | Result | Checkpoint => FieldKind::Json,
+            Payload | Result | Checkpoint | After | Envelope => FieldKind::Json,
             Attempt | MaxAttempts | Priority | Progress | Deliveries | CreatedAt | StartedAt
             | FinishedAt | UpdatedAt | CancelRequestedAt | NextAttemptAt | RunAt | ExpiresAt => {
                 FieldKind::Number

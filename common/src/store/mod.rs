@@ -8,6 +8,7 @@
 //!
 //! - `tasks`: enqueue, claim, finish, cancel, report, replay (the transitions)
 //! - `fleet`: heartbeats, the reaper, the worker registry
+//! - `deps`: dependents of a finished task, parents' results (docs/workflows.md)
 //! - `read`: records and counters as users see them
 //! - `type_settings`: `{ns}:type:{type}`, the settings workers declare per type
 //! - `calls`: one module per script: its typed arguments (KEYS/ARGV order) and reply
@@ -16,6 +17,7 @@
 //! - `reply`: strict readers of Redis replies
 
 mod calls;
+mod deps;
 mod fields;
 mod fleet;
 mod read;

@@ -1,7 +1,7 @@
 //! `enqueue.lua`: the record of a new task.
 
 use super::{Call, Context, Invocation};
-use crate::store::reply::{array, is, task_id};
+use crate::store::reply::{array, is, state, task_id};
 use crate::store::scripts::Scripts;
 use crate::store::{EnqueueOutcome, NewTask};
 use redis::{Script, Value};
@@ -21,6 +21,9 @@ impl Call for NewTask<'_> {
         "retention_ms",
         "run_at",
         "expires_at",
+        "key_prefix",
+        "envelope",
+        "after",
     ];
     type Reply = EnqueueOutcome;
 
@@ -47,7 +50,10 @@ impl Call for NewTask<'_> {
             .flag(self.idempotency_key.is_some())
             .arg(cx.retention_ms)
             .arg(self.run_at.unwrap_or(0))
-            .arg(self.expires_at.unwrap_or(0));
+            .arg(self.expires_at.unwrap_or(0))
+            .arg(n.key_prefix())
+            .arg(self.envelope.unwrap_or(""))
+            .arg(serde_json::to_string(self.after).unwrap_or_else(|_| "[]".into()));
     }
 
     fn read(&self, reply: &Value) -> Option<EnqueueOutcome> {
@@ -56,6 +62,12 @@ impl Call for NewTask<'_> {
                 if is(tag, "created") && (is(state, "pending") || is(state, "scheduled")) =>
             {
                 Some(EnqueueOutcome::Created)
+            }
+            [tag, held] if is(tag, "created") && (is(held, "waiting") || is(held, "cancelled")) => {
+                state(held).map(|state| EnqueueOutcome::Held { state })
+            }
+            [tag, id] if is(tag, "unknown_parent") => {
+                task_id(id).map(EnqueueOutcome::UnknownParent)
             }
             [tag, id] if is(tag, "exists") => task_id(id).map(EnqueueOutcome::Exists),
             _ => None,
@@ -82,6 +94,8 @@ mod tests {
             idempotency_key: Some("k"),
             run_at: None,
             expires_at: None,
+            after: &[],
+            envelope: None,
         });
     }
 
