@@ -17,14 +17,18 @@ pub async fn status(config: Config, id: &str, json: bool) -> Result<()> {
     let mut record = producer::status(&store, &id).await?;
     // Not a field of the hash: the size of `{ns}:dependents:{id}` (docs/workflows.md).
     let dependents = store.dependents_count(&id).await?;
-    if dependents > 0 {
-        record
-            .fields
-            .insert("dependents".into(), dependents.to_string());
-    }
     if json {
-        println!("{}", record.to_json());
+        let mut v = record.to_json();
+        if dependents > 0 {
+            v["dependents"] = dependents.into();
+        }
+        println!("{v}");
     } else {
+        if dependents > 0 {
+            record
+                .fields
+                .insert("dependents".into(), dependents.to_string());
+        }
         let now = store.server_time_ms().await?;
         print!("{}", super::status::render(&record, now));
     }
