@@ -402,3 +402,33 @@ async fn cancelling_a_waiting_task_or_a_root_with_dependents_cancels_downstream(
     .await;
     fleet.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_takes_after_long_polls_with_wait_and_submits_workflows() {
+    use taskfleet_tests::http::{request, serve};
+    let mut fleet = Fleet::new().await;
+    fleet.start_worker().await;
+    let (addr, stop) = serve(&fleet).await;
+    let bad = json!({"tasks":[{"key":"a","type":"echo","after":["b"]},{"key":"b","type":"echo","after":["a"]}]});
+    let a = request(addr, "POST", "/v1/workflows", None, Some(&bad.to_string())).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    let unknown = TaskId::new().to_string();
+    let body = json!({"type":"echo","after":[unknown]}).to_string();
+    let a = request(addr, "POST", "/v1/tasks", None, Some(&body)).await;
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert!(a.body.contains(&unknown), "{}", a.body);
+
+    let flow = json!({"tasks":[{"key":"a","type":"echo","payload":{"a":1}},
+        {"key":"b","type":"echo","payload":{"b":1},"after":["a"]}]});
+    let a = request(addr, "POST", "/v1/workflows", None, Some(&flow.to_string())).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let tasks = a.json()["tasks"].clone();
+    assert_eq!(tasks[1]["key"], "b");
+    let b = tasks[1]["id"].as_str().expect("an id").to_owned();
+    let a = request(addr, "GET", &format!("/v1/tasks/{b}?wait=20s"), None, None).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["state"], "completed");
+    assert_eq!(a.json()["result"], json!({"b":1}));
+    stop.cancel();
+    fleet.teardown().await;
+}

@@ -135,6 +135,7 @@ impl Modify for BearerAuth {
     paths(
         routes::create_task,
         routes::create_batch,
+        super::workflows::submit,
         routes::get_task,
         routes::cancel_task,
         routes::stats,

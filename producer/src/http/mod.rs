@@ -15,6 +15,7 @@ mod doc;
 mod error;
 mod jwt;
 mod routes;
+mod workflows;
 
 use crate::Producer;
 use crate::error::{ProducerError, Result};

@@ -7,7 +7,7 @@ use super::error::{ApiError, ErrorBody};
 use crate::producer;
 use crate::request::EnqueueRequest;
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -55,6 +55,9 @@ pub(crate) struct TaskRequest {
         pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
     )]
     idempotency_key: Option<String>,
+    /// Ids of tasks that must complete first: `waiting` until then (docs/workflows.md)
+    #[schema(value_type = Option<Vec<uuid::Uuid>>, max_items = 1000)]
+    after: Option<Vec<String>>,
 }
 
 impl TaskRequest {
@@ -74,6 +77,15 @@ impl TaskRequest {
         req.max_attempts = self.max_attempts;
         req.timeout = self.timeout_ms.map(Duration::from_millis);
         req.idempotency_key = self.idempotency_key;
+        for id in self.after.unwrap_or_default() {
+            req.after.push(id.parse().map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    format!("after: {id:?} is not a task id: {e}"),
+                )
+            })?);
+        }
         req.validate(payload_limit)?;
         Ok(req)
     }
@@ -156,6 +168,7 @@ pub(crate) fn routes(state: AppState) -> Router {
     let write = Router::new()
         .route("/v1/tasks", post(create_task))
         .route("/v1/tasks/batch", post(create_batch))
+        .route("/v1/workflows", post(super::workflows::submit))
         .route_layer(gate(Scope::TasksWrite));
     let cancel = Router::new()
         .route("/v1/tasks/{id}/cancel", post(cancel_task))
@@ -169,7 +182,7 @@ pub(crate) fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     json.map(|Json(t)| t).map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(e.body_text())
@@ -265,7 +278,8 @@ pub(crate) async fn create_batch(
 }
 
 /// A task's record
-#[utoipa::path(get, path = "/v1/tasks/{id}", params(("id" = uuid::Uuid, Path, description = "Task id")),
+#[utoipa::path(get, path = "/v1/tasks/{id}", params(("id" = uuid::Uuid, Path, description = "Task id"),
+        ("wait" = Option<String>, Query, description = "Long-poll until the task is terminal, at most this long (e.g. 30s)")),
     security(("bearer" = ["tasks:read"])),
     responses((status = 200, description = "The task record", body = super::doc::TaskRecord),
         (status = 400, description = "Not a task id", body = ErrorBody),
@@ -277,11 +291,35 @@ pub(crate) async fn create_batch(
 pub(crate) async fn get_task(
     State(s): State<AppState>,
     id: Result<Path<String>, PathRejection>,
+    Query(q): Query<WaitQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(id)?;
-    Ok(Json(
-        producer::status(s.producer.store(), &id).await?.to_json(),
-    ))
+    let Some(wait) = q.wait else {
+        return Ok(Json(
+            producer::status(s.producer.store(), &id).await?.to_json(),
+        ));
+    };
+    let timeout = humantime::parse_duration(&wait).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("wait={wait:?}: {e} (e.g. wait=30s)"),
+        )
+    })?;
+    // Long poll: the record once terminal, or as it stands when the wait ran out.
+    match s.producer.wait(&id, timeout).await {
+        Ok(record) => Ok(Json(record.to_json())),
+        Err(crate::ProducerError::TimedOut(_)) => Ok(Json(
+            producer::status(s.producer.store(), &id).await?.to_json(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /v1/tasks/{id}?wait=30s`: long-poll until the task is terminal (at most 1 h).
+#[derive(Debug, Deserialize)]
+pub(crate) struct WaitQuery {
+    wait: Option<String>,
 }
 
 /// Cancel a task; idempotent (a finished task stays as it is)
