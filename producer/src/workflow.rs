@@ -19,19 +19,27 @@ pub const MAX_WORKFLOW_TASKS: usize = 10_000;
 const MAX_KEY: usize = 128;
 
 /// A workflow file: `{"tasks":[{"key":"a","type":"echo","payload":{},"after":[]}]}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workflow {
+    #[schema(min_items = 1, max_items = 10000)]
     pub tasks: Vec<WorkflowTask>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowTask {
+    #[schema(min_length = 1, max_length = 128)]
     pub key: String,
     #[serde(rename = "type")]
+    #[schema(
+        pattern = "^[a-z0-9][a-z0-9._-]{0,63}$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub task_type: String,
     #[serde(default)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub payload: Option<Box<RawValue>>,
     #[serde(default)]
     pub after: Vec<String>,

@@ -206,6 +206,7 @@ fn parse_id(id: Result<Path<String>, PathRejection>) -> Result<TaskId, ApiError>
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
         (status = 403, description = "The token lacks tasks:write", body = ErrorBody),
+        (status = 404, description = "A task named in `after` does not exist", body = ErrorBody),
         (status = 409, description = "Refused by RabbitMQ or Redis", body = ErrorBody),
         (status = 413, description = "Body or payload over the limit", body = ErrorBody),
         (status = 503, description = "RabbitMQ or Redis unreachable, or timed out", body = ErrorBody)))]
@@ -294,7 +295,7 @@ pub(crate) async fn get_task(
     Query(q): Query<WaitQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(id)?;
-    let Some(wait) = q.wait else {
+    let Some(wait) = q.wait.filter(|w| !w.is_empty()) else {
         return Ok(Json(
             producer::status(s.producer.store(), &id).await?.to_json(),
         ));

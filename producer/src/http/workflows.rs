@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 /// Enqueue a workflow: `{"tasks":[{"key","type","payload","after":[keys]}]}`; answers
 /// each key with its task's id, in the file's order
-#[utoipa::path(post, path = "/v1/workflows", request_body = Value,
+#[utoipa::path(post, path = "/v1/workflows", request_body = crate::Workflow,
     security(("bearer" = ["tasks:write"])),
     responses((status = 202, description = "Enqueued: `{\"tasks\":[{\"key\",\"id\"}]}`", body = Value),
         (status = 400, description = "Invalid workflow: unknown key, cycle, invalid task (nothing enqueued)", body = ErrorBody),
