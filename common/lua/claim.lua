@@ -49,6 +49,9 @@ local state, rec_attempt = h[1], tonumber(h[2]) or 0
 local deliveries = tonumber(h[3]) or 0
 
 if TERMINAL[state] then return {'drop', 'finished', state} end
+-- A copy of a task still `waiting` for its parents (published by hand, or twice):
+-- not runnable yet; check back after a lease. Its release publishes it anyway.
+if state == 'waiting' then return {'park', tonumber(ARGV[10])} end
 
 local retention = tonumber(ARGV[12])
 -- A parked or redelivered copy of a run being stopped, while its lease lives: the run

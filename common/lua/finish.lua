@@ -3,10 +3,13 @@
 -- Idempotent for the same run: a retried commit whose first try was applied (its
 -- reply lost) answers `ok` with the state that try left.
 -- A requested cancel turns any outcome but success into `cancelled`.
+-- A terminal outcome resolves the task's dependents in the same call (deps.lua):
+-- `released` lists the envelopes of those now `pending`, for the worker to publish
+-- before it acknowledges this delivery.
 -- KEYS: task, stats, events, running
 -- ARGV: id, worker, attempt, outcome (completed|failed|retrying|cancelled|pending),
---       result, error, retry_delay_ms, retention_ms, fence token
--- Returns {'ok', final_state, cancel_latency_ms | false (unless cancelled)} or
+--       result, error, retry_delay_ms, retention_ms, fence token, key_prefix ({ns}:)
+-- Returns {'ok', final_state, cancel_latency_ms | false (unless cancelled), released} or
 -- {'refused', current_state | false (the record is missing)}.
 local task, stats, events, running = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, worker, attempt, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -15,7 +18,7 @@ local state = h[1]
 if not state then return {'refused', false} end
 local ours = h[2] == worker and h[3] == attempt and h[4] == ARGV[9]
 if not ours then return {'refused', state} end
-if state ~= 'running' and state ~= 'cancelling' then return {'ok', state, false} end
+if state ~= 'running' and state ~= 'cancelling' then return {'ok', state, false, {}} end
 local now = now_ms()
 
 local to = outcome
@@ -47,4 +50,8 @@ local latency = false
 if to == 'cancelled' then
   latency = now - (tonumber(redis.call('HGET', task, 'cancel_requested_at')) or now)
 end
-return {'ok', to, latency}
+local released = {}
+if TERMINAL[to] then
+  released = resolve_dependents(ARGV[10], events, id, to, now, tonumber(ARGV[8]))
+end
+return {'ok', to, latency, released}

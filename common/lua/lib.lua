@@ -52,12 +52,15 @@ end
 -- `priority` are stored only when known (not ''): an enqueuer that set none and knows
 -- no declared settings of the type leaves them to the claim, which writes the values
 -- the worker resolved. `attempt` is the last attempt started (0: none); `from` is the
--- state of the record this one replaces (nil for a new task). Returns the state it
--- created.
+-- state of the record this one replaces (nil for a new task). `initial`, when given,
+-- is the state to create instead (`waiting`: enqueued `--after` unfinished tasks).
+-- Returns the state it created.
 local function create_record(task, stats, types, events, id, ttype, payload, max_attempts,
-                             priority, trace_id, created_at, attempt, now, from, run_at, expires_at)
+                             priority, trace_id, created_at, attempt, now, from, run_at, expires_at,
+                             initial)
   local state = 'pending'
   if run_at and run_at > now then state = 'scheduled' end
+  if initial then state = initial end
   local fields = {'id', id, 'type', ttype, 'state', state, 'attempt', attempt,
     'payload', payload, 'created_at', created_at, 'updated_at', now}
   if max_attempts ~= '' then

@@ -34,6 +34,10 @@ pub struct Envelope {
     /// The `--group` key (tenant, customer, API key) that `group_max_running` caps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The tasks it waited for (`--after`): the worker hands their results to the
+    /// handler (docs/workflows.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<TaskId>,
 }
 
 /// Most attempts a task may have: a poison task must end, whoever published it.

@@ -30,6 +30,8 @@ pub const REDIS_KEYS: &[&str] = &[
     "{ns}:expiring",
     "{ns}:schedule:{name}",
     "{ns}:logs:{id}",
+    "{ns}:deps:{id}",
+    "{ns}:dependents:{id}",
     "{ns}:events",
     "{ns}:cancellations",
 ];
@@ -179,6 +181,22 @@ impl Names {
     }
 
     /// Pattern matching every Redis key of the namespace (for cleanup and tests).
+    /// The parents a `waiting` task still waits for (docs/workflows.md).
+    pub fn deps_key(&self, id: &TaskId) -> String {
+        format!("{}:deps:{}", self.ns, id)
+    }
+
+    /// The tasks waiting for this one.
+    pub fn dependents_key(&self, id: &TaskId) -> String {
+        format!("{}:dependents:{}", self.ns, id)
+    }
+
+    /// What the scripts prefix to `task:{id}`, `stats:{type}`, `deps:{id}` and
+    /// `dependents:{id}` for keys they only learn while running (a task's dependents).
+    pub fn key_prefix(&self) -> String {
+        format!("{}:", self.ns)
+    }
+
     pub fn redis_pattern(&self) -> String {
         format!("{}:*", self.ns)
     }
@@ -242,6 +260,8 @@ mod tests {
             n.expiring_key(),
             n.schedule_key("nightly"),
             n.task_logs_key(&id),
+            n.deps_key(&id),
+            n.dependents_key(&id),
             n.events_channel(),
             n.cancellations_channel(),
         ];

@@ -10,6 +10,8 @@ use std::str::FromStr;
 pub enum TaskState {
     /// Waiting for its `run_at` in a broker-held delay.
     Scheduled,
+    /// Waiting for every task it was enqueued `--after` to complete (docs/workflows.md).
+    Waiting,
     Pending,
     Running,
     Retrying,
@@ -20,8 +22,9 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    pub const ALL: [TaskState; 8] = [
+    pub const ALL: [TaskState; 9] = [
         TaskState::Scheduled,
+        TaskState::Waiting,
         TaskState::Pending,
         TaskState::Running,
         TaskState::Retrying,
@@ -32,8 +35,9 @@ impl TaskState {
     ];
 
     /// States counted by the live counters in `{ns}:stats:{type}`.
-    pub const LIVE: [TaskState; 5] = [
+    pub const LIVE: [TaskState; 6] = [
         TaskState::Scheduled,
+        TaskState::Waiting,
         TaskState::Pending,
         TaskState::Running,
         TaskState::Retrying,
@@ -50,6 +54,7 @@ impl TaskState {
     pub fn as_str(self) -> &'static str {
         match self {
             TaskState::Scheduled => "scheduled",
+            TaskState::Waiting => "waiting",
             TaskState::Pending => "pending",
             TaskState::Running => "running",
             TaskState::Retrying => "retrying",
@@ -73,6 +78,7 @@ impl TaskState {
             TaskState::Cancelled => Some("cancelled"),
             TaskState::Retrying => Some("retried"),
             TaskState::Scheduled
+            | TaskState::Waiting
             | TaskState::Pending
             | TaskState::Running
             | TaskState::Cancelling => None,
@@ -86,6 +92,8 @@ impl TaskState {
             (self, to),
             (Scheduled, Pending)
                 | (Scheduled, Cancelled)
+                | (Waiting, Pending)
+                | (Waiting, Cancelled)
                 | (Pending, Running)
                 | (Pending, Cancelled)
                 | (Running, Completed)

@@ -25,17 +25,20 @@ pub enum ErrorKind {
     Unavailable,
     /// This machine refused: the HTTP API could not listen on its address, or stopped.
     Io,
+    /// A wait for a task to finish ran out of time; the task goes on.
+    TimedOut,
 }
 
 impl ErrorKind {
     /// Every kind, for tables that must cover them all.
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::Invalid,
         ErrorKind::TooLarge,
         ErrorKind::NotFound,
         ErrorKind::Refused,
         ErrorKind::Unavailable,
         ErrorKind::Io,
+        ErrorKind::TimedOut,
     ];
 }
 
@@ -49,6 +52,8 @@ pub enum ProducerError {
     NotFound(String),
     #[error("{0}")]
     Refused(String),
+    #[error("{0}")]
+    TimedOut(String),
     /// Some lines of a batch failed, each already reported on its own line; `worst`
     /// is the kind of the most serious failure, which decides the exit code.
     #[error(
@@ -77,6 +82,7 @@ impl ProducerError {
             ProducerError::TooLarge(_) => ErrorKind::TooLarge,
             ProducerError::NotFound(_) => ErrorKind::NotFound,
             ProducerError::Refused(_) => ErrorKind::Refused,
+            ProducerError::TimedOut(_) => ErrorKind::TimedOut,
             ProducerError::BatchRefused { worst, .. } => *worst,
             ProducerError::Listen { .. } | ProducerError::Serve(_) => ErrorKind::Io,
             ProducerError::Store(e) if e.is_connection_error() => ErrorKind::Unavailable,

@@ -24,7 +24,10 @@ pub mod request;
 pub mod task_logs;
 mod transient;
 pub mod type_info;
+pub mod wait;
+pub mod workflow;
 
 pub use error::{ErrorKind, ProducerError};
 pub use producer::{Enqueued, Producer};
 pub use request::EnqueueRequest;
+pub use workflow::Workflow;

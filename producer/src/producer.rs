@@ -108,7 +108,11 @@ impl Producer {
             run_at: req.run_at,
             expires_at: req.expires_at,
             group: req.group.clone(),
+            after: dedup(&req.after),
         };
+        // Published only when its parents completed: kept in the record until then.
+        let stored = (!envelope.after.is_empty())
+            .then(|| String::from_utf8_lossy(&envelope.to_bytes()).into_owned());
         let declared = info.settings;
         let task = NewTask {
             id: envelope.id,
@@ -122,6 +126,8 @@ impl Producer {
             run_at: req.run_at,
             expires_at: req.expires_at,
             group: req.group.as_deref(),
+            after: &envelope.after,
+            envelope: stored.as_deref(),
         };
         let warning =
             (info.served == Some(false)).then(|| unserved_warning(&self.store, &req.task_type));
@@ -138,6 +144,18 @@ impl Producer {
                 });
             }
             EnqueueOutcome::Created => {}
+            EnqueueOutcome::Held { .. } => {
+                return Ok(Enqueued {
+                    id: envelope.id,
+                    existing: false,
+                    warning,
+                });
+            }
+            EnqueueOutcome::UnknownParent(parent) => {
+                return Err(ProducerError::NotFound(format!(
+                    "task {parent} named in --after not found: check the id (records of finished tasks expire after the retention period)"
+                )));
+            }
         }
         if let Err(e) = self.publish(&envelope).await {
             // The broker never confirmed it: the record must not claim `pending`.
@@ -247,9 +265,20 @@ impl Producer {
         cancel(&self.store, id).await
     }
 
+    /// Waits until the task is terminal (`TimedOut` after `timeout`): its record.
+    pub async fn wait(&self, id: &TaskId, timeout: Duration) -> Result<TaskRecord> {
+        crate::wait::wait(&self.store, id, timeout).await
+    }
+
     pub async fn close(&self) {
         self.publisher.close().await;
     }
+}
+
+/// The ids once each, in their first order (an edge is a set member).
+fn dedup(ids: &[TaskId]) -> Vec<TaskId> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
 /// The record of a task, or `NotFound`.
@@ -263,7 +292,16 @@ pub async fn status(store: &StateStore, id: &TaskId) -> Result<TaskRecord> {
 
 /// Requests cancellation; returns the state the task is in afterwards.
 pub async fn cancel(store: &StateStore, id: &TaskId) -> Result<TaskState> {
-    match store.cancel(id).await? {
+    cancel_with(store, id, false).await
+}
+
+/// The same; `with_dependents` also cancels every task waiting for it, transitively.
+pub async fn cancel_with(
+    store: &StateStore,
+    id: &TaskId,
+    with_dependents: bool,
+) -> Result<TaskState> {
+    match store.cancel_with(id, with_dependents).await? {
         CancelResult::NotFound => Err(ProducerError::NotFound(format!(
             "task {id} not found: check the id (records of finished tasks expire after the retention period)"
         ))),

@@ -3,7 +3,11 @@
 use crate::error::{ProducerError, Result};
 use serde_json::value::RawValue;
 use std::time::Duration;
-use taskfleet_common::TaskType;
+use taskfleet_common::{TaskId, TaskType};
+
+/// Most tasks one task may wait for (`--after`): each is one edge written atomically
+/// with the task's record, so the bound keeps that script call short.
+pub const MAX_PARENTS: usize = 1000;
 
 /// Longest accepted idempotency key, in characters (it becomes part of a Redis key,
 /// so at most 1 KiB). Counted in characters so that the HTTP API's schema
@@ -25,6 +29,8 @@ pub struct EnqueueRequest {
     pub expires_at: Option<u64>,
     /// The `--group` key (tenant, customer, API key) that `group_max_running` caps.
     pub group: Option<String>,
+    /// `waiting` until every one of these completed (docs/workflows.md).
+    pub after: Vec<TaskId>,
 }
 
 /// Milliseconds since the Unix epoch, this machine's clock (a first estimate; the
@@ -53,6 +59,7 @@ impl EnqueueRequest {
             run_at: None,
             expires_at: None,
             group: None,
+            after: Vec::new(),
         })
     }
 
@@ -80,6 +87,17 @@ impl EnqueueRequest {
                 "run_at (--delay, --at) is more than {} days ahead, the longest delay supported",
                 taskfleet_common::amqp::delay::MAX_SCHEDULE_AHEAD.as_secs() / 86_400
             )));
+        }
+        if self.after.len() > MAX_PARENTS {
+            return Err(ProducerError::TooLarge(format!(
+                "--after lists {} tasks; at most {MAX_PARENTS} are allowed (fan in through intermediate tasks)",
+                self.after.len()
+            )));
+        }
+        if !self.after.is_empty() && self.run_at.is_some() {
+            return Err(ProducerError::Invalid(
+                "--after cannot be combined with --delay or --at: a waiting task runs when its dependencies completed".into(),
+            ));
         }
         if self.timeout.is_some_and(|t| t.is_zero()) {
             return Err(ProducerError::Invalid(

@@ -16,6 +16,10 @@ use tokio::process::Command;
 
 /// Exit code meaning "permanent failure, do not retry" (EX_DATAERR).
 pub const EXIT_PERMANENT: i32 = 65;
+
+/// Longest `TASKFLEET_PARENT_RESULTS` (bytes): Linux refuses one environment string
+/// of 128 KiB or more.
+const MAX_PARENT_RESULTS: usize = 128 * 1024 - 64;
 /// Bytes of stderr's tail kept in the error of a failed attempt.
 const STDERR_TAIL: usize = 2048;
 
@@ -69,6 +73,19 @@ impl Handler for Exec {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        if ctx.parent_results().is_empty() {
+            cmd.env_remove("TASKFLEET_PARENT_RESULTS");
+        } else {
+            let results = serde_json::Value::Object(ctx.parent_results().clone()).to_string();
+            // Linux refuses one environment string over 128 KiB (MAX_ARG_STRLEN).
+            if results.len() >= MAX_PARENT_RESULTS {
+                return Err(TaskError::permanent(format!(
+                    "the parents' results are {} bytes, over the {MAX_PARENT_RESULTS} bytes TASKFLEET_PARENT_RESULTS may hold: make the parents return less (store large data elsewhere and return its location)",
+                    results.len()
+                )));
+            }
+            cmd.env("TASKFLEET_PARENT_RESULTS", results);
+        }
         match ctx.last_checkpoint() {
             Some(c) => cmd.env("TASKFLEET_CHECKPOINT", c.to_string()),
             None => cmd.env_remove("TASKFLEET_CHECKPOINT"),

@@ -89,6 +89,8 @@ pub struct TaskContext {
     token: CancellationToken,
     last_checkpoint: Option<Value>,
     reporter: Arc<dyn Reporter>,
+    /// The results of the tasks it waited for (`--after`): id → result.
+    parent_results: serde_json::Map<String, Value>,
 }
 
 impl std::fmt::Debug for TaskContext {
@@ -117,7 +119,21 @@ impl TaskContext {
             token,
             last_checkpoint,
             reporter,
+            parent_results: serde_json::Map::new(),
         }
+    }
+
+    /// Hands the handler the results of the tasks it waited for.
+    pub(crate) fn with_parent_results(mut self, results: serde_json::Map<String, Value>) -> Self {
+        self.parent_results = results;
+        self
+    }
+
+    /// The results of the tasks this one was enqueued `--after`, by task id (`null`
+    /// for a parent whose result is gone); empty for a task that waited for none
+    /// (docs/workflows.md).
+    pub fn parent_results(&self) -> &serde_json::Map<String, Value> {
+        &self.parent_results
     }
 
     pub fn id(&self) -> TaskId {

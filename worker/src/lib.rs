@@ -42,6 +42,7 @@ mod task_logs;
 mod worker;
 
 pub use builtin::{Echo, Flaky, Sleep};
+pub use delivery::abort_after_release_commit;
 pub use exec::{EXIT_PERMANENT, Exec};
 pub use handler::{FnHandler, Handler, TaskContext, TaskError, TaskResult, handler_fn};
 pub use worker::{Worker, WorkerError};

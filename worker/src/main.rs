@@ -70,6 +70,10 @@ fn load(args: &Args) -> Result<Config, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // A crash-test hook (tests/tests/workflows.rs), never set in production.
+    taskfleet_worker::abort_after_release_commit(
+        std::env::var_os("TASKFLEET_TEST_ABORT_AFTER_COMMIT").is_some_and(|v| v == "1"),
+    );
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) if e.use_stderr() => {

@@ -136,10 +136,13 @@ async fn enqueue_tick(shared: &Shared, s: &Schedule, tick: u64) -> Result<TaskId
         run_at: None,
         expires_at: None,
         group: None,
+        after: &[],
+        envelope: None,
     };
     match shared.store.enqueue(&task).await? {
         EnqueueOutcome::Exists(existing) if existing != id => return Ok(existing),
-        EnqueueOutcome::Exists(_) | EnqueueOutcome::Created => {}
+        // No parents: never held, never an unknown parent.
+        _ => {}
     }
     if let Err(e) = publish(shared, s, id).await {
         // Unpublished: the key must not claim the tick, or it would never run.

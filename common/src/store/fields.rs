@@ -34,10 +34,15 @@ pub enum TaskField {
     RunAt,
     /// A task not started by then is never run (ms).
     ExpiresAt,
-    /// Why a `cancelled` record was cancelled: `requested` or `expired`.
+    /// Why a `cancelled` record was cancelled: `requested`, `expired` or `dependency_failed`.
     Reason,
     /// The `--group` key that `group_max_running` caps.
     Group,
+    /// The ids of the tasks it waits for (`--after`), a JSON array (docs/workflows.md).
+    After,
+    /// The envelope to publish once released: present while `waiting`, and while
+    /// `pending` until its publish was confirmed (the released-not-published marker).
+    Envelope,
 }
 
 /// How a field's stored string reads as JSON (`taskfleet status --json`).
@@ -51,7 +56,7 @@ pub enum FieldKind {
 }
 
 impl TaskField {
-    pub const ALL: [TaskField; 26] = [
+    pub const ALL: [TaskField; 28] = [
         TaskField::Id,
         TaskField::Type,
         TaskField::State,
@@ -78,6 +83,8 @@ impl TaskField {
         TaskField::ExpiresAt,
         TaskField::Reason,
         TaskField::Group,
+        TaskField::After,
+        TaskField::Envelope,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +115,8 @@ impl TaskField {
             TaskField::ExpiresAt => "expires_at",
             TaskField::Reason => "reason",
             TaskField::Group => "group",
+            TaskField::After => "after",
+            TaskField::Envelope => "envelope",
         }
     }
 
@@ -118,7 +127,7 @@ impl TaskField {
     pub fn kind(self) -> FieldKind {
         use TaskField::*;
         match self {
-            Payload | Result | Checkpoint => FieldKind::Json,
+            Payload | Result | Checkpoint | After | Envelope => FieldKind::Json,
             Attempt | MaxAttempts | Priority | Progress | Deliveries | CreatedAt | StartedAt
             | FinishedAt | UpdatedAt | CancelRequestedAt | NextAttemptAt | RunAt | ExpiresAt => {
                 FieldKind::Number

@@ -8,6 +8,7 @@
 //!
 //! - `tasks`: enqueue, claim, finish, cancel, report, replay (the transitions)
 //! - `fleet`: heartbeats, the reaper, the worker registry
+//! - `deps`: dependents of a finished task, parents' results (docs/workflows.md)
 //! - `read`: records and counters as users see them
 //! - `logs`: `{ns}:logs:{id}`, a task's log lines (bounded, batched)
 //! - `type_settings`: `{ns}:type:{type}`, the settings workers declare per type
@@ -19,6 +20,7 @@
 //! - `reply`: strict readers of Redis replies
 
 mod calls;
+mod deps;
 mod fields;
 mod fleet;
 mod logs;

@@ -59,6 +59,7 @@ impl TaskRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TypeStats {
     pub scheduled: i64,
+    pub waiting: i64,
     pub pending: i64,
     pub running: i64,
     pub retrying: i64,
@@ -75,6 +76,7 @@ impl TypeStats {
         let get = |k: &str| map.get(k).copied().unwrap_or(0);
         Self {
             scheduled: get("scheduled"),
+            waiting: get("waiting"),
             pending: get("pending"),
             running: get("running"),
             retrying: get("retrying"),
@@ -89,7 +91,12 @@ impl TypeStats {
 
     /// Tasks not yet in a terminal state.
     pub fn live(&self) -> i64 {
-        self.scheduled + self.pending + self.running + self.retrying + self.cancelling
+        self.scheduled
+            + self.waiting
+            + self.pending
+            + self.running
+            + self.retrying
+            + self.cancelling
     }
 }
 

@@ -94,3 +94,11 @@ pub(crate) fn items(v: Value) -> Vec<Value> {
 pub(crate) fn strings(v: Value) -> Vec<String> {
     items(v).iter().filter_map(lenient_text).collect()
 }
+
+/// An array of texts (the envelopes `finish.lua` and `release.lua` return).
+pub(crate) fn envelopes(v: &Value) -> Option<Vec<String>> {
+    array(v)?
+        .iter()
+        .map(|x| text(x).map(str::to_owned))
+        .collect()
+}

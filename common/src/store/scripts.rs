@@ -8,6 +8,10 @@ use redis::Script;
 
 pub(crate) const PRELUDE: &str = include_str!("../../lua/lib.lua");
 
+/// The dependency helpers (docs/workflows.md), after the prelude in the scripts that
+/// end a task or create one `--after` others.
+pub(crate) const DEPS: &str = include_str!("../../lua/deps.lua");
+
 /// Renders one table of the prelude as a Lua literal.
 pub(crate) type Render = fn() -> String;
 
@@ -46,14 +50,16 @@ pub(crate) struct Scripts {
     pub fired: Script,
     pub declare: Script,
     pub forget: Script,
+    pub release: Script,
 }
 
 impl Scripts {
     pub fn load() -> Self {
         let prelude = prelude();
         let with_prelude = |body: &str| Script::new(&format!("{prelude}\n{body}"));
+        let with_deps = |body: &str| Script::new(&format!("{prelude}\n{DEPS}\n{body}"));
         Self {
-            enqueue: with_prelude(include_str!("../../lua/enqueue.lua")),
+            enqueue: with_deps(include_str!("../../lua/enqueue.lua")),
             abandon: with_prelude(include_str!("../../lua/abandon.lua")),
             // `flow.lua` is a library of the claim only: its checks run inside it.
             claim: with_prelude(concat!(
@@ -61,8 +67,8 @@ impl Scripts {
                 "\n",
                 include_str!("../../lua/claim.lua")
             )),
-            finish: with_prelude(include_str!("../../lua/finish.lua")),
-            cancel: with_prelude(include_str!("../../lua/cancel.lua")),
+            finish: with_deps(include_str!("../../lua/finish.lua")),
+            cancel: with_deps(include_str!("../../lua/cancel.lua")),
             report: with_prelude(include_str!("../../lua/report.lua")),
             heartbeat: with_prelude(include_str!("../../lua/heartbeat.lua")),
             deregister: with_prelude(include_str!("../../lua/deregister.lua")),
@@ -73,6 +79,7 @@ impl Scripts {
             fired: with_prelude(include_str!("../../lua/fired.lua")),
             declare: with_prelude(include_str!("../../lua/declare.lua")),
             forget: with_prelude(include_str!("../../lua/forget.lua")),
+            release: with_deps(include_str!("../../lua/release.lua")),
         }
     }
 }

@@ -27,11 +27,21 @@ pub struct NewTask<'a> {
     pub expires_at: Option<u64>,
     /// The `--group` key (flow control's `group_max_running`).
     pub group: Option<&'a str>,
+    /// The tasks it waits for (`--after`, docs/workflows.md).
+    pub after: &'a [TaskId],
+    /// With `after`: the envelope to publish once every parent completed.
+    pub envelope: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnqueueOutcome {
+    /// Recorded `pending` or `scheduled`: publish it now.
     Created,
+    /// Recorded `waiting` (its envelope is published when its parents completed), or
+    /// `cancelled` because a parent had failed: publish nothing.
+    Held { state: TaskState },
+    /// A parent does not exist (or its record expired): nothing was recorded.
+    UnknownParent(TaskId),
     /// The idempotency key (or the id) was seen before: nothing new was recorded.
     Exists(TaskId),
 }
@@ -153,6 +163,9 @@ pub enum Commit {
         state: TaskState,
         /// For `cancelled`: ms from the cancel request to now (Redis clock).
         cancel_latency_ms: Option<u64>,
+        /// The envelopes of dependents this commit released (docs/workflows.md): to
+        /// publish, confirmed, before the delivery is acknowledged.
+        released: Vec<String>,
     },
     /// Fenced: the record moved on (another run, or a terminal state). `None` when
     /// the record is gone (Redis lost its data).
@@ -238,6 +251,12 @@ impl StateStore {
 
     /// Requests cancellation; a running task's worker is told on `{ns}:cancellations`.
     pub async fn cancel(&self, id: &TaskId) -> Result<CancelResult> {
+        self.cancel_with(id, false).await
+    }
+
+    /// Requests cancellation; `with_dependents` also cancels every task waiting for
+    /// it, transitively, whatever its own state (docs/workflows.md).
+    pub async fn cancel_with(&self, id: &TaskId, with_dependents: bool) -> Result<CancelResult> {
         // The type is needed for the stats key; read it first (ids are immutable).
         let Some(task_type) = self.task_type_of(id).await? else {
             return Ok(CancelResult::NotFound);
@@ -245,6 +264,7 @@ impl StateStore {
         self.call(&CancelArgs {
             id,
             task_type: &task_type,
+            with_dependents,
         })
         .await
     }

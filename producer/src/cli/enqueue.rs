@@ -44,6 +44,15 @@ pub struct EnqueueArgs {
     /// how many tasks of one group run at once
     #[arg(long)]
     pub group: Option<String>,
+    /// Wait for these tasks (comma-separated ids) to complete first (state `waiting`)
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["delay", "at"])]
+    pub after: Vec<String>,
+    /// Block until the task is terminal and print its result (exit as `wait` does)
+    #[arg(long, conflicts_with = "batch")]
+    pub wait: bool,
+    /// With --wait: how long to wait, e.g. 30s
+    #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
+    pub wait_timeout: Option<Duration>,
     /// Read one JSON payload per stdin line; print one id per line
     #[arg(long, conflicts_with_all = ["payload", "key"])]
     pub batch: bool,
@@ -69,6 +78,15 @@ impl EnqueueArgs {
             (None, None) => None,
         };
         req.expires_at = self.expires.map(|d| now.saturating_add(ms(d)));
+        req.after = self
+            .after
+            .iter()
+            .map(|id| {
+                id.trim().parse().map_err(|e| {
+                    ProducerError::Invalid(format!("--after: {id:?} is not a task id: {e}"))
+                })
+            })
+            .collect::<Result<_>>()?;
         Ok(req)
     }
 }
@@ -95,8 +113,13 @@ pub async fn run(config: Config, args: EnqueueArgs) -> Result<()> {
             if let Some(w) = &done.warning {
                 eprintln!("taskfleet: warning: {w}");
             }
-            println!("{}", done.id);
-            Ok(())
+            if args.wait {
+                let timeout = args.wait_timeout.unwrap_or(super::waiting::DEFAULT_WAIT);
+                super::waiting::print_result(&producer, &done.id, timeout).await
+            } else {
+                println!("{}", done.id);
+                Ok(())
+            }
         }
         None => batch(&producer, &args).await,
     };

@@ -1,6 +1,6 @@
 //! The exit codes of the contract (docs/exit-codes.md), decided by the kind
 //! of the error alone: 1 not found or refused, 2 bad usage or invalid input,
-//! 3 RabbitMQ or Redis unreachable.
+//! 3 RabbitMQ or Redis unreachable, 4 a wait timed out.
 
 use crate::error::{ErrorKind, ProducerError};
 
@@ -9,6 +9,7 @@ pub fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::Invalid | ErrorKind::TooLarge => 2,
         ErrorKind::NotFound | ErrorKind::Refused => 1,
         ErrorKind::Unavailable => 3,
+        ErrorKind::TimedOut => 4,
         // Not the user's input (2) nor a server (3): the command could not do its job.
         ErrorKind::Io => 1,
     }
@@ -45,6 +46,7 @@ mod tests {
                 ErrorKind::Refused => 1,
                 ErrorKind::Unavailable => 3,
                 ErrorKind::Io => 1,
+                ErrorKind::TimedOut => 4,
             };
             assert_eq!(exit_code(kind), expected, "{kind:?}");
         }

@@ -14,10 +14,21 @@ fn parse_id(id: &str) -> Result<TaskId> {
 pub async fn status(config: Config, id: &str, json: bool) -> Result<()> {
     let id = parse_id(id)?;
     let store = Producer::connect_store(&config).await?;
-    let record = producer::status(&store, &id).await?;
+    let mut record = producer::status(&store, &id).await?;
+    // Not a field of the hash: the size of `{ns}:dependents:{id}` (docs/workflows.md).
+    let dependents = store.dependents_count(&id).await?;
     if json {
-        println!("{}", record.to_json());
+        let mut v = record.to_json();
+        if dependents > 0 {
+            v["dependents"] = dependents.into();
+        }
+        println!("{v}");
     } else {
+        if dependents > 0 {
+            record
+                .fields
+                .insert("dependents".into(), dependents.to_string());
+        }
         let now = store.server_time_ms().await?;
         print!("{}", super::status::render(&record, now));
     }
@@ -37,10 +48,10 @@ pub async fn logs(config: Config, id: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn cancel(config: Config, id: &str) -> Result<()> {
+pub async fn cancel(config: Config, id: &str, with_dependents: bool) -> Result<()> {
     let id = parse_id(id)?;
     let store = Producer::connect_store(&config).await?;
-    let state = producer::cancel(&store, &id).await?;
+    let state = producer::cancel_with(&store, &id, with_dependents).await?;
     println!("{state}");
     Ok(())
 }
@@ -53,9 +64,10 @@ pub async fn stats(config: Config, json: bool) -> Result<()> {
     }
     let stats = store.stats().await?;
     println!(
-        "{:<24} {:>9} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}",
+        "{:<24} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}",
         "TYPE",
         "SCHEDULED",
+        "WAITING",
         "PENDING",
         "RUNNING",
         "RETRYING",
@@ -68,9 +80,10 @@ pub async fn stats(config: Config, json: bool) -> Result<()> {
     );
     for (t, s) in &stats {
         println!(
-            "{:<24} {:>9} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}",
+            "{:<24} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}",
             t.as_str(),
             s.scheduled,
+            s.waiting,
             s.pending,
             s.running,
             s.retrying,

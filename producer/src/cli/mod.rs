@@ -10,6 +10,7 @@ mod pause;
 mod schedules;
 mod status;
 mod types;
+mod waiting;
 
 use crate::error::ProducerError;
 use clap::{Parser, Subcommand};
@@ -67,7 +68,19 @@ pub enum Command {
         json: bool,
     },
     /// Cancel a task; prints the state it is in afterwards
-    Cancel { id: String },
+    Cancel {
+        id: String,
+        /// Also cancel every task waiting for it, transitively, whatever its state
+        #[arg(long)]
+        with_dependents: bool,
+    },
+    /// Wait until a task is terminal; prints its record (exit 1 failed or cancelled, 4 timed out)
+    Wait(waiting::WaitArgs),
+    /// Whole DAGs of tasks
+    Workflow {
+        #[command(subcommand)]
+        command: waiting::WorkflowCommand,
+    },
     /// Counters per task type and state
     Stats {
         #[arg(long)]
@@ -143,7 +156,12 @@ pub async fn run(args: Args) -> ExitCode {
             Command::Enqueue(a) => enqueue::run(config, a).await,
             Command::Status { id, json } => inspect::status(config, &id, json).await,
             Command::Logs { id, json } => inspect::logs(config, &id, json).await,
-            Command::Cancel { id } => inspect::cancel(config, &id).await,
+            Command::Cancel {
+                id,
+                with_dependents,
+            } => inspect::cancel(config, &id, with_dependents).await,
+            Command::Wait(a) => waiting::wait(config, a).await,
+            Command::Workflow { command } => waiting::workflow(config, command).await,
             Command::Stats { json } => inspect::stats(config, json).await,
             Command::Workers { json } => inspect::workers(config, json).await,
             Command::Types { json } => types::run(config, json).await,

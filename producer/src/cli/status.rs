@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use taskfleet_common::store::TaskRecord;
 
 /// Field order of the human form; fields not listed follow, alphabetically.
-const ORDER: [&str; 25] = [
+const ORDER: [&str; 27] = [
     "id",
     "type",
     "state",
@@ -20,6 +20,8 @@ const ORDER: [&str; 25] = [
     "created_at",
     "run_at",
     "expires_at",
+    "after",
+    "dependents",
     "started_at",
     "finished_at",
     "next_attempt_at",

@@ -96,11 +96,12 @@ pub(crate) struct Stats {
     types: BTreeMap<String, TypeCounters>,
 }
 
-/// The counters of one type: live `pending running retrying cancelling`, totals the rest.
+/// The counters of one type: live `scheduled waiting pending running retrying cancelling`, totals the rest.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)] // mirrors `store::TypeStats`; a test keeps them in agreement
 pub(crate) struct TypeCounters {
     scheduled: i64,
+    waiting: i64,
     pending: i64,
     running: i64,
     retrying: i64,
@@ -141,6 +142,7 @@ impl Modify for BearerAuth {
     paths(
         routes::create_task,
         routes::create_batch,
+        super::workflows::submit,
         routes::get_task,
         routes::task_logs,
         routes::cancel_task,

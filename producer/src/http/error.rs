@@ -80,6 +80,7 @@ fn status(kind: ErrorKind) -> (StatusCode, &'static str) {
         // No route returns it today (only binding and serving fail this way); should
         // one ever, it is the server's own failure, not the client's.
         ErrorKind::Io => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        ErrorKind::TimedOut => (StatusCode::GATEWAY_TIMEOUT, "timed_out"),
     }
 }
 
@@ -146,6 +147,7 @@ mod tests {
                 ErrorKind::Refused => (409, "refused"),
                 ErrorKind::Unavailable => (503, "unavailable"),
                 ErrorKind::Io => (500, "internal"),
+                ErrorKind::TimedOut => (504, "timed_out"),
             };
             let (status, code) = status(kind);
             assert_eq!((status.as_u16(), code), expected, "{kind:?}");

@@ -26,6 +26,7 @@ mod live;
 mod pause;
 mod routes;
 mod timing;
+mod workflows;
 
 use crate::Producer;
 use crate::error::{ProducerError, Result};

@@ -7,7 +7,7 @@ use super::error::{ApiError, ErrorBody};
 use crate::producer;
 use crate::request::EnqueueRequest;
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -75,6 +75,9 @@ pub(crate) struct TaskRequest {
         pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]*$"
     )]
     group: Option<String>,
+    /// Ids of tasks that must complete first: `waiting` until then (docs/workflows.md)
+    #[schema(value_type = Option<Vec<uuid::Uuid>>, max_items = 1000)]
+    after: Option<Vec<String>>,
 }
 
 impl TaskRequest {
@@ -102,6 +105,15 @@ impl TaskRequest {
         )?;
         (req.run_at, req.expires_at) = (times.run_at, times.expires_at);
         req.group = self.group;
+        for id in self.after.unwrap_or_default() {
+            req.after.push(id.parse().map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    format!("after: {id:?} is not a task id: {e}"),
+                )
+            })?);
+        }
         req.validate(payload_limit)?;
         Ok(req)
     }
@@ -192,6 +204,7 @@ pub(crate) fn routes(state: AppState) -> Router {
         .route("/v1/tasks/batch", post(create_batch))
         .route("/v1/types/{type}/pause", post(super::pause::pause_type))
         .route("/v1/types/{type}/resume", post(super::pause::resume_type))
+        .route("/v1/workflows", post(super::workflows::submit))
         .route_layer(gate(Scope::TasksWrite));
     let cancel = Router::new()
         .route("/v1/tasks/{id}/cancel", post(cancel_task))
@@ -207,7 +220,7 @@ pub(crate) fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     json.map(|Json(t)| t).map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(e.body_text())
@@ -231,6 +244,7 @@ fn parse_id(id: Result<Path<String>, PathRejection>) -> Result<TaskId, ApiError>
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 401, description = "Missing, wrong or expired token", body = ErrorBody),
         (status = 403, description = "The token lacks tasks:write", body = ErrorBody),
+        (status = 404, description = "A task named in `after` does not exist", body = ErrorBody),
         (status = 409, description = "Refused by RabbitMQ or Redis", body = ErrorBody),
         (status = 413, description = "Body or payload over the limit", body = ErrorBody),
         (status = 503, description = "RabbitMQ or Redis unreachable, or timed out", body = ErrorBody)))]
@@ -303,7 +317,8 @@ pub(crate) async fn create_batch(
 }
 
 /// A task's record
-#[utoipa::path(get, path = "/v1/tasks/{id}", params(("id" = uuid::Uuid, Path, description = "Task id")),
+#[utoipa::path(get, path = "/v1/tasks/{id}", params(("id" = uuid::Uuid, Path, description = "Task id"),
+        ("wait" = Option<String>, Query, description = "Long-poll until the task is terminal, at most this long (e.g. 30s)")),
     security(("bearer" = ["tasks:read"])),
     responses((status = 200, description = "The task record", body = super::doc::TaskRecord),
         (status = 400, description = "Not a task id", body = ErrorBody),
@@ -315,11 +330,35 @@ pub(crate) async fn create_batch(
 pub(crate) async fn get_task(
     State(s): State<AppState>,
     id: Result<Path<String>, PathRejection>,
+    Query(q): Query<WaitQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(id)?;
-    Ok(Json(
-        producer::status(s.producer.store(), &id).await?.to_json(),
-    ))
+    let Some(wait) = q.wait.filter(|w| !w.is_empty()) else {
+        return Ok(Json(
+            producer::status(s.producer.store(), &id).await?.to_json(),
+        ));
+    };
+    let timeout = humantime::parse_duration(&wait).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("wait={wait:?}: {e} (e.g. wait=30s)"),
+        )
+    })?;
+    // Long poll: the record once terminal, or as it stands when the wait ran out.
+    match s.producer.wait(&id, timeout).await {
+        Ok(record) => Ok(Json(record.to_json())),
+        Err(crate::ProducerError::TimedOut(_)) => Ok(Json(
+            producer::status(s.producer.store(), &id).await?.to_json(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /v1/tasks/{id}?wait=30s`: long-poll until the task is terminal (at most 1 h).
+#[derive(Debug, Deserialize)]
+pub(crate) struct WaitQuery {
+    wait: Option<String>,
 }
 
 /// A task's log lines (exec stderr, `ctx.log`), oldest first, at most 1000

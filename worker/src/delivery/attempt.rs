@@ -54,7 +54,8 @@ pub(crate) async fn run<S: TaskStore, I: Inbound>(
         guard.signal.token().clone(),
         checkpoint.and_then(|c| serde_json::from_str(&c).ok()),
         reporter,
-    );
+    )
+    .with_parent_results(super::release::parent_results(&shared.store, &env.after).await);
     // The envelope parser checked that the payload is JSON.
     let payload = serde_json::from_str(env.payload.get()).unwrap_or(serde_json::Value::Null);
     let started = Instant::now();

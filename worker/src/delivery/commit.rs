@@ -75,6 +75,7 @@ pub(crate) fn observe(commit: &Commit, verdict: &Verdict, env: &Envelope) {
         Commit::Applied {
             state,
             cancel_latency_ms,
+            ..
         } => {
             match (state, cancel_latency_ms) {
                 (TaskState::Failed, _) => {

@@ -22,6 +22,7 @@ fn applied(state: TaskState) -> Commit {
     Commit::Applied {
         state,
         cancel_latency_ms: None,
+        released: Vec::new(),
     }
 }
 

@@ -72,6 +72,22 @@ fn applied_state(outcome: &Outcome) -> TaskState {
 }
 
 impl TaskStore for FakeStore {
+    async fn release(&self, _id: &TaskId) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn forget_released(
+        &self,
+        _parent: &TaskId,
+        _children: &[TaskId],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn parent_results(&self, _parents: &[TaskId]) -> Result<Vec<Option<String>>, StoreError> {
+        Ok(Vec::new())
+    }
+
     async fn claim(
         &self,
         env: &Envelope,
@@ -118,6 +134,7 @@ impl TaskStore for FakeStore {
             Ok(Commit::Applied {
                 state: applied_state(outcome),
                 cancel_latency_ms: None,
+                released: Vec::new(),
             })
         })
     }

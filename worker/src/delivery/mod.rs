@@ -9,6 +9,7 @@
 //! - `executor`: carries a `Decision` out on the delivery
 //! - `attempt`: runs one claimed attempt of a handler, parking its delivery if long
 //! - `commit`: commits a verdict, riding out a Redis restart while the lease lasts
+//! - `release`: publishing the dependents a finished task released (docs/workflows.md)
 //! - `ports`: the seams (`TaskStore`, `Inbound`) that unit tests fill with fakes
 //! - `amqp`: the real `Inbound`, a lapin delivery on its link
 
@@ -24,12 +25,14 @@ mod fakes;
 mod parked_tests;
 mod flow;
 mod ports;
+mod release;
 #[cfg(test)]
 mod tests;
 mod verdict;
 
 pub(crate) use amqp::AmqpInbound;
 pub(crate) use ports::TaskStore;
+pub use release::abort_after_release_commit;
 
 use crate::shared::Shared;
 use decision::ClaimStep;
@@ -39,7 +42,7 @@ use std::time::Duration;
 use taskfleet_common::envelope::Envelope;
 use taskfleet_common::flow::FlowWait;
 use taskfleet_common::retry::RetryPolicy;
-use taskfleet_common::store::{Claim, DeliveryClaim};
+use taskfleet_common::store::{Claim, Commit, DeliveryClaim, DropReason};
 use tracing::Instrument;
 use verdict::{AttemptPolicy, Verdict};
 
@@ -75,6 +78,18 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
     let mut waited = Duration::ZERO;
     let (fence, checkpoint) = loop {
         let claim = claim_once(shared, inbound, env, &resolved, token).await;
+        // A task the claim found finished (a redelivery after a crash between commit
+        // and ack) or ended itself: its dependents may still need publishing.
+        let ended = matches!(
+            claim,
+            Some(
+                Claim::Drop {
+                    reason: DropReason::Finished(_)
+                } | Claim::Cancelled
+                    | Claim::Expired
+                    | Claim::Poison { .. }
+            )
+        );
         match decision::after_claim(claim, env.attempt) {
             ClaimStep::Run { fence, checkpoint } => break (fence, checkpoint),
             ClaimStep::WaitHere(delay) => match flow::step(FlowWait::Rate, delay, waited) {
@@ -90,6 +105,11 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
                 }
             },
             ClaimStep::Settle(decision) => {
+                if ended && !release::after_drop(shared, inbound, &env.id).await {
+                    return inbound
+                        .settle(taskfleet_common::amqp::Settle::Requeue)
+                        .await;
+                }
                 alert::decision(shared, env, &decision);
                 return executor::execute(inbound, env, resolved.priority, decision).await;
             }
@@ -120,6 +140,14 @@ async fn run_task<S: TaskStore, I: Inbound>(shared: &Shared<S>, inbound: &I, env
     drop(in_flight);
     if let Some(c) = &commit {
         commit::observe(c, &verdict, env);
+    }
+    if let Some(Commit::Applied { released, .. }) = &commit
+        && !release::publish(shared, inbound, &env.id, released).await
+    {
+        // The redelivered copy finds the record finished and publishes them again.
+        return inbound
+            .settle(taskfleet_common::amqp::Settle::Requeue)
+            .await;
     }
     let decision = decision::after_commit(commit.as_ref(), &verdict, fence.attempt);
     alert::decision(shared, env, &decision);

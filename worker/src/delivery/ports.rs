@@ -36,6 +36,23 @@ pub(crate) trait TaskStore: Send + Sync + 'static {
 
     /// Where the run's progress and checkpoints go, fenced on its run.
     fn reporter(&self, id: TaskId, fence: Fence, checkpoint_limit: usize) -> Arc<dyn Reporter>;
+
+    /// The envelopes of dependents of the finished task `id` released and not yet
+    /// published (docs/workflows.md); resolves them first if that was not done yet.
+    fn release(&self, id: &TaskId) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// The released dependents `children` of `parent` were published (confirmed).
+    fn forget_released(
+        &self,
+        parent: &TaskId,
+        children: &[TaskId],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The stored result of each parent, in order.
+    fn parent_results(
+        &self,
+        parents: &[TaskId],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, StoreError>> + Send;
 }
 
 impl TaskStore for StateStore {
@@ -55,6 +72,25 @@ impl TaskStore for StateStore {
         outcome: &Outcome,
     ) -> impl Future<Output = Result<Commit, StoreError>> + Send {
         StateStore::finish(self, &env.id, &env.task_type, fence, outcome)
+    }
+
+    fn release(&self, id: &TaskId) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        StateStore::release(self, id)
+    }
+
+    fn forget_released(
+        &self,
+        parent: &TaskId,
+        children: &[TaskId],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        StateStore::forget_released(self, parent, children)
+    }
+
+    fn parent_results(
+        &self,
+        parents: &[TaskId],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, StoreError>> + Send {
+        StateStore::results_of(self, parents)
     }
 
     fn reporter(&self, id: TaskId, fence: Fence, checkpoint_limit: usize) -> Arc<dyn Reporter> {

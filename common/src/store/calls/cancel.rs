@@ -12,12 +12,14 @@ pub(crate) struct CancelArgs<'a> {
     pub id: &'a TaskId,
     /// Read before the call: the stats key is named by it.
     pub task_type: &'a TaskType,
+    /// Cancel its waiting dependents whatever its own state (`--with-dependents`).
+    pub with_dependents: bool,
 }
 
 impl Call for CancelArgs<'_> {
     const SCRIPT: &'static str = "cancel";
     const KEYS: &'static [&'static str] = &["task", "stats", "events", "cancel", "cancellations"];
-    const ARGV: &'static [&'static str] = &["id", "retention_ms"];
+    const ARGV: &'static [&'static str] = &["id", "retention_ms", "key_prefix", "with_dependents"];
     type Reply = CancelResult;
 
     fn script(scripts: &Scripts) -> &Script {
@@ -31,7 +33,10 @@ impl Call for CancelArgs<'_> {
             .key(n.events_channel())
             .key(n.cancel_key(self.id))
             .key(n.cancellations_channel());
-        inv.arg(self.id.to_string()).arg(cx.retention_ms);
+        inv.arg(self.id.to_string())
+            .arg(cx.retention_ms)
+            .arg(n.key_prefix())
+            .flag(self.with_dependents);
     }
 
     fn read(&self, reply: &Value) -> Option<CancelResult> {
@@ -55,6 +60,7 @@ mod tests {
         let call = CancelArgs {
             id: &id,
             task_type: &t,
+            with_dependents: false,
         };
         assert_fills_its_header(&call);
         assert_eq!(

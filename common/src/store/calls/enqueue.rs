@@ -1,7 +1,7 @@
 //! `enqueue.lua`: the record of a new task.
 
 use super::{Call, Context, Invocation};
-use crate::store::reply::{array, is, task_id};
+use crate::store::reply::{array, is, state, task_id};
 use crate::store::scripts::Scripts;
 use crate::store::{EnqueueOutcome, NewTask};
 use redis::{Script, Value};
@@ -28,6 +28,9 @@ impl Call for NewTask<'_> {
         "retention_ms",
         "run_at",
         "expires_at",
+        "key_prefix",
+        "envelope",
+        "after",
         "group",
     ];
     type Reply = EnqueueOutcome;
@@ -57,6 +60,9 @@ impl Call for NewTask<'_> {
             .arg(cx.retention_ms)
             .arg(self.run_at.unwrap_or(0))
             .arg(self.expires_at.unwrap_or(0))
+            .arg(n.key_prefix())
+            .arg(self.envelope.unwrap_or(""))
+            .arg(serde_json::to_string(self.after).unwrap_or_else(|_| "[]".into()))
             .arg(self.group.unwrap_or(""));
     }
 
@@ -66,6 +72,12 @@ impl Call for NewTask<'_> {
                 if is(tag, "created") && (is(state, "pending") || is(state, "scheduled")) =>
             {
                 Some(EnqueueOutcome::Created)
+            }
+            [tag, held] if is(tag, "created") && (is(held, "waiting") || is(held, "cancelled")) => {
+                state(held).map(|state| EnqueueOutcome::Held { state })
+            }
+            [tag, id] if is(tag, "unknown_parent") => {
+                task_id(id).map(EnqueueOutcome::UnknownParent)
             }
             [tag, id] if is(tag, "exists") => task_id(id).map(EnqueueOutcome::Exists),
             _ => None,
@@ -93,6 +105,8 @@ mod tests {
             run_at: None,
             expires_at: None,
             group: Some("acme"),
+            after: &[],
+            envelope: None,
         });
     }
 

@@ -2,7 +2,7 @@
 
 use super::{Call, Context, Invocation};
 use crate::ids::{TaskId, TaskType};
-use crate::store::reply::{array, count, is, optional, state};
+use crate::store::reply::{array, count, envelopes, is, optional, state};
 use crate::store::scripts::Scripts;
 use crate::store::{Commit, Fence, Outcome};
 use redis::{Script, Value};
@@ -28,6 +28,7 @@ impl Call for FinishArgs<'_> {
         "retry_delay_ms",
         "retention_ms",
         "fence",
+        "key_prefix",
     ];
     type Reply = Commit;
 
@@ -55,14 +56,16 @@ impl Call for FinishArgs<'_> {
             .arg(error)
             .arg(delay_ms)
             .arg(cx.retention_ms)
-            .arg(self.fence.token.to_string());
+            .arg(self.fence.token.to_string())
+            .arg(n.key_prefix());
     }
 
     fn read(&self, reply: &Value) -> Option<Commit> {
         match array(reply)? {
-            [tag, to, latency] if is(tag, "ok") => Some(Commit::Applied {
+            [tag, to, latency, released] if is(tag, "ok") => Some(Commit::Applied {
                 state: state(to)?,
                 cancel_latency_ms: optional(latency, count)?,
+                released: envelopes(released)?,
             }),
             [tag, current] if is(tag, "refused") => Some(Commit::Refused {
                 current: optional(current, state)?,
@@ -114,17 +117,24 @@ mod tests {
         with(Outcome::Cancelled, |c| {
             let cases = [
                 (
-                    arr(vec![s("ok"), s("cancelled"), Value::Int(12)]),
+                    arr(vec![s("ok"), s("cancelled"), Value::Int(12), arr(vec![])]),
                     Commit::Applied {
                         state: TaskState::Cancelled,
                         cancel_latency_ms: Some(12),
+                        released: vec![],
                     },
                 ),
                 (
-                    arr(vec![s("ok"), s("completed"), Value::Nil]),
+                    arr(vec![
+                        s("ok"),
+                        s("completed"),
+                        Value::Nil,
+                        arr(vec![s("{}")]),
+                    ]),
                     Commit::Applied {
                         state: TaskState::Completed,
                         cancel_latency_ms: None,
+                        released: vec!["{}".into()],
                     },
                 ),
                 (
@@ -156,7 +166,8 @@ mod tests {
                 arr(vec![s("refused"), s("missing")]),
                 arr(vec![s("refused")]),
                 arr(vec![s("ok"), s("cancelled")]),
-                arr(vec![s("ok"), s("cancelled"), Value::Int(-1)]),
+                arr(vec![s("ok"), s("cancelled"), Value::Int(-1), arr(vec![])]),
+                arr(vec![s("ok"), s("completed"), Value::Nil]),
                 arr(vec![s("ok"), s("gone"), Value::Nil]),
                 arr(vec![s("ok"), Value::Nil, Value::Nil]),
                 arr(vec![s("fine"), s("completed"), Value::Nil]),
