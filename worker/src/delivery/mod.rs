@@ -21,9 +21,9 @@ mod decision;
 mod executor;
 #[cfg(test)]
 mod fakes;
+mod flow;
 #[cfg(test)]
 mod parked_tests;
-mod flow;
 mod ports;
 mod release;
 #[cfg(test)]
