@@ -24,7 +24,10 @@
 //! - `chaos`: the scenarios of `scripts/chaos`; `bench`: probes of `scripts/bench`
 
 pub mod amqp;
+pub mod baseline;
 pub mod bench;
+pub mod bench_report;
+pub mod bench_steady;
 pub mod cancel;
 pub mod chaos;
 pub mod cluster;
