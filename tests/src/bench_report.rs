@@ -22,6 +22,7 @@ impl fmt::Display for Mode {
 }
 
 /// What one run measures.
+#[derive(Debug)]
 pub struct Args {
     pub mode: Mode,
     /// Drain: tasks pre-filled. Steady: the ramp's task budget.
@@ -172,7 +173,7 @@ mod tests {
 
     #[test]
     fn positional_tasks_is_a_drain() {
-        let a = args("50000").unwrap();
+        let a = args("50000").expect("accepted");
         assert_eq!(
             (a.mode, a.tasks, a.workers, a.concurrency),
             (Mode::Drain, 50_000, 2, 64)
@@ -181,7 +182,7 @@ mod tests {
 
     #[test]
     fn flags() {
-        let a = args("--mode steady --workers 3 --concurrency 16 --no-probes").unwrap();
+        let a = args("--mode steady --workers 3 --concurrency 16 --no-probes").expect("accepted");
         assert_eq!(
             (a.mode, a.tasks, a.workers, a.concurrency),
             (Mode::Steady, 300_000, 3, 16)
@@ -191,8 +192,16 @@ mod tests {
 
     #[test]
     fn bad_arguments_say_what_is_allowed() {
-        assert!(args("--mode fast").unwrap_err().contains("drain or steady"));
-        assert!(args("--tasks 0").unwrap_err().contains("1 to 10000000"));
-        assert!(args("--frob").unwrap_err().contains("usage"));
+        assert!(
+            args("--mode fast")
+                .expect_err("rejected")
+                .contains("drain or steady")
+        );
+        assert!(
+            args("--tasks 0")
+                .expect_err("rejected")
+                .contains("1 to 10000000")
+        );
+        assert!(args("--frob").expect_err("rejected").contains("usage"));
     }
 }

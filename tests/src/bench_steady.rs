@@ -4,8 +4,10 @@
 //! submitter kept up (≥ 95 % of the offered count) and the backlog at the end of the
 //! window stays under a quarter second of that rate plus what the consumers may hold
 //! (workers × concurrency). Between steps the backlog drains. The ramp ends at the
-//! first step not sustained, or when the next step would pass the task budget; the
-//! result is the completion rate measured during the highest sustained step.
+//! first step not sustained — then two more steps bisect (geometrically) between the
+//! best sustained rate and the lowest failed one — or when the next step would pass
+//! the task budget; the result is the completion rate measured during the highest
+//! sustained step.
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -37,7 +39,12 @@ pub struct Sustained {
     pub offered: f64,
     /// Tasks submitted over the whole ramp.
     pub submitted: u64,
+    /// Whether the task budget ended the ramp before a step failed.
+    pub capped: bool,
 }
+
+/// Bisection steps after the first step not sustained.
+const REFINE: u32 = 2;
 
 /// Runs the ramp against `p`, printing one line per step.
 pub async fn ramp<P: Pipeline>(label: &str, p: &P, r: &Ramp) -> Sustained {
@@ -45,12 +52,21 @@ pub async fn ramp<P: Pipeline>(label: &str, p: &P, r: &Ramp) -> Sustained {
         rate: 0.0,
         offered: 0.0,
         submitted: 0,
+        capped: false,
     };
     let mut rate = r.start_rate;
+    // The lowest offered rate not sustained, once one was seen; then up to
+    // `REFINE` steps bisect (geometrically) between it and the best sustained one.
+    let mut failed: Option<f64> = None;
+    let mut refine = REFINE;
     loop {
         let want = (rate * r.window.as_secs_f64()) as u64;
         if best.submitted + want > r.budget {
-            println!("  {label}: next step ({rate:.0}/s) would pass the task budget; stop");
+            println!(
+                "  {label}: next step ({rate:.0}/s) would pass the task budget ({}); stop — the rate is a lower bound",
+                r.budget
+            );
+            best.capped = true;
             break;
         }
         let before = p.finished().await;
@@ -77,12 +93,22 @@ pub async fn ramp<P: Pipeline>(label: &str, p: &P, r: &Ramp) -> Sustained {
         while p.finished().await < target && Instant::now() < drain_deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if !(kept_up && bounded) {
-            break;
+        if kept_up && bounded {
+            if rate > best.offered {
+                best.rate = done_rate;
+                best.offered = rate;
+            }
+        } else {
+            failed = Some(failed.map_or(rate, |f| f.min(rate)));
         }
-        best.rate = done_rate;
-        best.offered = rate;
-        rate *= r.factor;
+        rate = match failed {
+            None => rate * r.factor,
+            Some(_) if refine == 0 || best.offered == 0.0 => break,
+            Some(f) => {
+                refine -= 1;
+                (best.offered * f).sqrt()
+            }
+        };
     }
     best
 }
