@@ -11,7 +11,8 @@ use crate::amqp::channel;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions, QueueDeleteOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
@@ -25,6 +26,7 @@ pub struct Baseline {
     amqp_url: String,
     redis_url: String,
     queue: String,
+    dead: String,
     prefix: String,
     publish: Channel,
     _conn: Connection,
@@ -45,10 +47,7 @@ impl Baseline {
         ch.exchange_declare(
             dead.as_str().into(),
             ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                auto_delete: true,
-                ..Default::default()
-            },
+            ExchangeDeclareOptions::default(),
             FieldTable::default(),
         )
         .await
@@ -76,6 +75,7 @@ impl Baseline {
             amqp_url: amqp_url.to_owned(),
             redis_url: redis_url.to_owned(),
             queue,
+            dead,
             prefix: format!("{namespace}:baseline"),
             publish: ch,
             _conn: conn,
@@ -189,7 +189,7 @@ impl Baseline {
         n as f64 / from.elapsed().as_secs_f64().max(0.001)
     }
 
-    /// Closes the consumers and deletes the queue; the Redis keys go with the
+    /// Closes the consumers and deletes the queue and exchange; the Redis keys go with the
     /// namespace's cleanup.
     pub async fn remove(self) {
         for c in self.consumers {
@@ -198,6 +198,10 @@ impl Baseline {
         let _ = self
             .publish
             .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+        let _ = self
+            .publish
+            .exchange_delete(self.dead.as_str().into(), ExchangeDeleteOptions::default())
             .await;
         let _ = self._conn.close(200, "done".into()).await;
     }
