@@ -134,15 +134,16 @@ async fn main() {
             let t0 = Instant::now();
             let ids = enqueue_many(&producer, a.tasks, "echo", "{}").await;
             let enqueue_rate = a.tasks as f64 / t0.elapsed().as_secs_f64();
+            // The workers consume as soon as each starts: their CPU counts from
+            // their start (start-up included, a few ms).
             let workers = start_workers().await;
-            let cpu0 = cpu(&workers).await;
             let n = a.tasks;
             eventually(Duration::from_secs(600), "all tasks completed", || async {
                 let s = store.type_stats(&t).await.ok()?;
                 (s.completed as usize >= n).then_some(())
             })
             .await;
-            let cpu_used = cpu(&workers).await - cpu0;
+            let cpu_used = cpu(&workers).await;
             let rate = drained_rate(&store, &ids).await;
             println!("  {n} tasks pre-enqueued at {enqueue_rate:.0}/s, drained at {rate:.0}/s");
             (workers, rate, n as u64, cpu_used)
