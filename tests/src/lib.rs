@@ -26,7 +26,10 @@
 //! - `chaos`: the scenarios of `scripts/chaos`; `bench`: probes of `scripts/bench`
 
 pub mod amqp;
+pub mod baseline;
 pub mod bench;
+pub mod bench_report;
+pub mod bench_steady;
 pub mod browser;
 pub mod cancel;
 pub mod chaos;

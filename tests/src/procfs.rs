@@ -67,3 +67,20 @@ pub async fn peak_rss_kib(pid: i32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM")
 }
+
+/// CPU seconds (user + system, all threads) `pid` has used so far, from
+/// /proc/PID/stat; 0 when the process is gone.
+pub async fn cpu_seconds(pid: i32) -> f64 {
+    let stat = read_text(format!("/proc/{pid}/stat"))
+        .await
+        .unwrap_or_default();
+    // Fields after the parenthesised name: state is the 3rd field, utime the 14th
+    // and stime the 15th of the whole line.
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // /proc counts in USER_HZ, which the kernel's ABI fixes at 100 on Linux.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
