@@ -5,6 +5,11 @@ holds): a bound relative to the present, which no JSON Schema can state, so a
 schema-valid `run_at` centuries ahead is rightly refused with 400. This hook moves
 such a generated `run_at` to the present and leaves every other drawn value as it
 was, so the check that schema-valid requests are accepted still covers the rest.
+
+Two more rules the schema does not state yet (open in the issue notes): a task with
+`after` takes no `delay_ms`/`run_at` (a waiting task runs when its parents completed),
+and `?wait=` takes a duration such as `30s`. The hooks drop the first combination and
+replace an unparsable wait with `1s`.
 """
 
 import datetime
@@ -32,10 +37,29 @@ def _bring_near(task):
         task["run_at"] = now.isoformat()
 
 
+def _no_delay_after_parents(task):
+    if isinstance(task, dict) and task.get("after"):
+        task.pop("delay_ms", None)
+        task.pop("run_at", None)
+
+
+WAIT = re.compile(r"^[0-9]{1,4}(ms|s|m)$")
+
+
 @schemathesis.hook
 def map_body(ctx, body):
     _bring_near(body)
+    _no_delay_after_parents(body)
     if isinstance(body, dict) and isinstance(body.get("tasks"), list):
         for task in body["tasks"]:
             _bring_near(task)
+            _no_delay_after_parents(task)
     return body
+
+
+@schemathesis.hook
+def map_query(ctx, query):
+    if isinstance(query, dict) and "wait" in query:
+        if not (isinstance(query["wait"], str) and WAIT.match(query["wait"])):
+            query["wait"] = "1s"
+    return query
