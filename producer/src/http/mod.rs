@@ -10,6 +10,7 @@
 //! - `fleet_metrics`: queue depths and live counters as gauges, refreshed per scrape
 //! - `error`: `{"error":{"code","message"}}` bodies with the right status
 //! - `timing`: `delay_ms`, `run_at`, `expires_at` of a task request
+//! - `whole`: integers as JSON Schema reads them (`8.0` as well as `8`)
 //!
 //! Every request runs under a timeout (503), a concurrency limit (requests wait for
 //! a turn) and a body limit (413), and is traced by method, path and status only —
@@ -26,6 +27,7 @@ mod live;
 mod pause;
 mod routes;
 mod timing;
+mod whole;
 mod workflows;
 
 use crate::Producer;

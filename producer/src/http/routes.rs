@@ -39,13 +39,13 @@ pub(crate) struct TaskRequest {
     /// Any JSON value (default `{}`); at most `payload_limit` bytes, else 413
     #[schema(value_type = Option<Value>)]
     payload: Option<Box<RawValue>>,
-    #[serde(default, deserialize_with = "whole")]
+    #[serde(default, deserialize_with = "super::whole::whole")]
     #[schema(minimum = 0, maximum = 9)]
     priority: Option<u8>,
-    #[serde(default, deserialize_with = "whole")]
+    #[serde(default, deserialize_with = "super::whole::whole")]
     #[schema(minimum = 1, maximum = 100)]
     max_attempts: Option<u32>,
-    #[serde(default, deserialize_with = "whole")]
+    #[serde(default, deserialize_with = "super::whole::whole")]
     #[schema(minimum = 1, maximum = 9007199254740991_u64)]
     timeout_ms: Option<u64>,
     /// A second request with the same key within the retention period returns the first task
@@ -57,7 +57,7 @@ pub(crate) struct TaskRequest {
     idempotency_key: Option<String>,
     /// Start no earlier than this many milliseconds from now (`scheduled` until then);
     /// not together with `run_at`
-    #[serde(default, deserialize_with = "whole")]
+    #[serde(default, deserialize_with = "super::whole::whole")]
     #[schema(minimum = 0)]
     delay_ms: Option<u64>,
     /// Start no earlier than this time (RFC 3339, e.g. 2026-12-01T12:00:00Z; a time in
@@ -117,27 +117,6 @@ impl TaskRequest {
         req.validate(payload_limit)?;
         Ok(req)
     }
-}
-
-/// An optional non-negative integer as JSON Schema reads one: `8` and `8.0` alike.
-fn whole<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: TryFrom<u64>,
-{
-    use serde::de::Error;
-    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
-        return Ok(None);
-    };
-    let value = n.as_u64().or_else(|| {
-        n.as_f64()
-            .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
-            .map(|f| f as u64)
-    });
-    let value = value.ok_or_else(|| D::Error::custom(format!("{n} is not a whole number ≥ 0")))?;
-    T::try_from(value)
-        .map(Some)
-        .map_err(|_| D::Error::custom(format!("{n} is out of range")))
 }
 
 /// Accepted whole or refused whole: one invalid task refuses the batch (400, or 413
